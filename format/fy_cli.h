@@ -1,0 +1,41 @@
+/* fy_cli.h: conventions every ferry program shares (internal).
+ * Journal location, exit codes, size parsing and a bounded line reader. */
+#ifndef FY_CLI_H
+#define FY_CLI_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <sysexits.h>
+
+#include "ferry_error.h"
+#include "fy_buf.h"
+
+/* The journal directory: the -j value if given, else $FERRY_JOURNAL, else
+ * /var/lib/ferry/journal for root, else $XDG_STATE_HOME/ferry/journal
+ * (default ~/.local/state/ferry/journal). Returns NULL if none can be made. */
+const char *fy_cli_journal_dir(const char *flag, char *buf, size_t n);
+
+/* The sysexits code for an error (README, "Exit codes"). */
+int fy_cli_exit_code(ferry_err e);
+
+/* "65536", "512K", "64M", "1G" (powers of 1024). Returns 0 on success. */
+int fy_cli_parse_size(const char *s, uint64_t *out);
+/* A whole decimal integer. Returns 0 on success. */
+int fy_cli_parse_i64(const char *s, int64_t *out);
+
+/* Reads lines of at most max bytes; longer ones are skipped, not buffered. */
+typedef struct fy_line_reader {
+    FILE *f;
+    fy_buf line;
+    size_t max;
+    unsigned long lineno; /* of the line last returned */
+} fy_line_reader;
+
+void fy_lines_init(fy_line_reader *r, FILE *f, size_t max);
+void fy_lines_free(fy_line_reader *r);
+/* 1: a line (without its newline) in r->line; 0: end of input; -1: read
+ * error (errno set). *too_long is set when the line exceeded max bytes; its
+ * content is then discarded. */
+int fy_lines_next(fy_line_reader *r, int *too_long);
+
+#endif

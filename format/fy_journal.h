@@ -1,0 +1,107 @@
+/* fy_journal.h: the LMDB journal every ferry process opens (internal).
+ *
+ * One LMDB environment (a directory) with four named databases; FORMAT.md
+ * describes the layout. Rules kept here so that no caller can break them:
+ *   - sequence numbers come from fy_seq_next() inside the write transaction;
+ *   - events are deleted only through fy_events_delete(), which raises the
+ *     sequence floor so that a number is never handed out twice;
+ *   - no transaction is ever held across network I/O (callers' duty). */
+#ifndef FY_JOURNAL_H
+#define FY_JOURNAL_H
+
+#include <lmdb.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ferry_error.h"
+
+#define FY_FORMAT_MAJOR 1u
+#define FY_FORMAT_MINOR 0u
+#define FY_DEFAULT_MAX_BYTES (64ull << 20)
+#define FY_MIN_MAX_BYTES (1ull << 20)
+#define FY_DEFAULT_SINK "amplitude"
+/* Live data may fill this share of the map; the rest is room for LMDB's
+ * copy-on-write pages and its free list, so that deleting (eviction) always
+ * fits even when the journal is "full". */
+#define FY_QUOTA_PERCENT 75u
+
+typedef struct fy_journal {
+    MDB_env *env;
+    MDB_dbi meta, events, cursors, dead;
+    char *path;
+    uint64_t map_bytes; /* the bound this process enforces */
+    unsigned page_size;
+    unsigned char id[16];
+    uint32_t format_major, format_minor;
+    int readonly;
+} fy_journal;
+
+typedef struct fy_open_opts {
+    int create;         /* create the directory and journal when missing */
+    int readonly;       /* inspection only (LMDB still writes lock.mdb) */
+    int relaxed;        /* MDB_NOMETASYNC: see FORMAT.md, "Durability" */
+    uint64_t max_bytes; /* 0: keep the journal's bound (new journal: default) */
+} fy_open_opts;
+
+ferry_err fy_journal_open(fy_journal *j, const char *dir, const fy_open_opts *o);
+void fy_journal_close(fy_journal *j);
+
+/* mdb_txn_begin that adopts a map grown by another process. */
+ferry_err fy_txn_begin(fy_journal *j, unsigned flags, MDB_txn **txn);
+/* Commits; on failure the transaction is already gone (never abort it). */
+ferry_err fy_txn_commit(fy_journal *j, MDB_txn *txn, const char *what);
+
+/* Big-endian 8-byte keys: byte order is numeric order, on every machine. */
+void fy_put_be64(unsigned char out[8], uint64_t v);
+uint64_t fy_get_be64(const unsigned char in[8]);
+
+/* Meta counters (u64, big-endian). Missing reads as 0. */
+ferry_err fy_meta_get_u64(fy_journal *j, MDB_txn *txn, const char *key, uint64_t *v);
+ferry_err fy_meta_put_u64(fy_journal *j, MDB_txn *txn, const char *key, uint64_t v);
+ferry_err fy_meta_add_u64(fy_journal *j, MDB_txn *txn, const char *key, uint64_t delta);
+
+/* The next sequence number: max(last stored + 1, floor). */
+ferry_err fy_seq_next(fy_journal *j, MDB_txn *txn, uint64_t *next);
+/* The last sequence number ever handed out (0 if none). */
+ferry_err fy_seq_last(fy_journal *j, MDB_txn *txn, uint64_t *last);
+
+/* Deletes stored events with from <= seq <= to, at most max_count of them
+ * (0 = no limit), and raises the floor past the last one deleted. */
+ferry_err fy_events_delete(fy_journal *j, MDB_txn *txn, uint64_t from, uint64_t to,
+                           uint64_t max_count, uint64_t *deleted);
+
+/* Bytes of pages holding live data (all databases, LMDB's free list, metas). */
+ferry_err fy_live_bytes(fy_journal *j, MDB_txn *txn, uint64_t *bytes);
+
+/* A destination's delivery state (FORMAT.md, "cursors"). */
+typedef struct fy_cursor {
+    uint64_t delivered;       /* watermark: every seq <= it is delivered or dead */
+    uint64_t sent;            /* events acknowledged by the destination */
+    uint64_t resent;          /* events sent again (crash, timeout, retry) */
+    uint64_t dead;            /* events the destination rejected for good */
+    uint64_t outside_window;  /* resends later than the dedup window */
+    int64_t last_success_ms;  /* 0: never */
+    int64_t inflight_first_ms;/* first attempt of the batch in flight; 0: none */
+    uint64_t *above;          /* delivered out of order, above the watermark, ascending */
+    size_t n_above;
+} fy_cursor;
+
+ferry_err fy_cursor_get(fy_journal *j, MDB_txn *txn, const char *sink, fy_cursor *c, int *found);
+ferry_err fy_cursor_put(fy_journal *j, MDB_txn *txn, const char *sink, const fy_cursor *c);
+void fy_cursor_free(fy_cursor *c);
+/* The lowest watermark over all destinations: events at or below it are
+ * delivered everywhere. 0 when no destination is registered. */
+ferry_err fy_delivered_everywhere(fy_journal *j, MDB_txn *txn, uint64_t *watermark);
+
+/* Appends n encoded records in one transaction, keeping the size bound:
+ * delivered events are deleted first; then, when evict_oldest is set, the
+ * oldest undelivered ones (counted in meta "evicted"); otherwise the append
+ * fails with FERRY_EFULL and nothing stored changes. */
+typedef struct fy_rec_ref {
+    const void *data;
+    size_t len;
+} fy_rec_ref;
+ferry_err fy_journal_append(fy_journal *j, const fy_rec_ref *recs, size_t n, int evict_oldest,
+                            uint64_t *first_seq);
+
+#endif

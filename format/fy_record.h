@@ -1,0 +1,82 @@
+/* fy_record.h: the record codec (internal; FORMAT.md is the spec).
+ *
+ * A record is one MessagePack array:
+ *   [0] version (1)   [1] CRC-32 as 0xce + 4 bytes   [2] recorded_at ms   [3] event map
+ * followed by nothing. The event map is the Amplitude event exactly as it will
+ * be sent, always holding event_type, insert_id and time. */
+#ifndef FY_RECORD_H
+#define FY_RECORD_H
+
+#include <jansson.h>
+#include <msgpack.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ferry_error.h"
+#include "fy_buf.h"
+
+#define FY_RECORD_VERSION 1u
+#define FY_MAX_RECORD_BYTES 65536u  /* an encoded record never exceeds this */
+#define FY_MAX_DEPTH 32u            /* record array = depth 1; msgpack-c's own limit */
+#define FY_MAX_JSON_DEPTH (FY_MAX_DEPTH - 1u) /* nesting of the event object itself */
+#define FY_MAX_INSERT_ID 1024u      /* Amplitude's string limit */
+#define FY_UUID_LEN 36u
+
+/* Milliseconds since the Unix epoch, wall clock. */
+int64_t fy_now_ms(void);
+
+/* Fills p with n random bytes (getrandom, never blocking at early boot). */
+ferry_err fy_random_bytes(unsigned char *p, size_t n);
+
+/* Writes a random (version 4) UUID and a NUL into out[37]. */
+ferry_err fy_uuid4(char out[FY_UUID_LEN + 1]);
+
+/* Parses one JSON object; on failure the message gives the column and why. */
+ferry_err fy_json_parse_event(const char *text, size_t len, json_t **out);
+
+/* Checks the Amplitude fields of an event object, fills in what the recorder
+ * owes it (insert_id from gen_insert_id when absent, time = now_ms when
+ * absent; `event` is modified) and appends the encoded record to out.
+ * Failure leaves `out` as it was; the message names the field. */
+ferry_err fy_record_encode(json_t *event, int64_t now_ms, const char *gen_insert_id, fy_buf *out);
+
+/* Full check of an encoded record: CRC, bounded sizes and depth (walked
+ * before msgpack-c allocates anything), allowed types only, required event
+ * fields, no trailing bytes. */
+ferry_err fy_record_check(const void *buf, size_t len);
+
+/* Checks that buf holds exactly one MessagePack value of the kinds records
+ * use (no bin/ext), nested at most FY_MAX_DEPTH, whose every length fits in
+ * the bytes present: after this, msgpack-c allocates at most O(len). */
+ferry_err fy_msgpack_check(const void *buf, size_t len);
+
+/* A decoded record. String pointers point into the input buffer, which must
+ * outlive the record (copy before ending an LMDB transaction). */
+typedef struct fy_record {
+    uint64_t version;
+    int64_t recorded_at_ms;
+    int64_t time_ms;
+    const char *insert_id;
+    uint32_t insert_id_len;
+    const char *event_type;
+    uint32_t event_type_len;
+    const char *device_id; /* NULL when absent */
+    uint32_t device_id_len;
+    msgpack_object event; /* the event map */
+    msgpack_unpacked up;  /* owns the decoded objects */
+} fy_record;
+
+/* Checks then decodes. On failure nothing needs freeing. */
+ferry_err fy_record_decode(const void *buf, size_t len, fy_record *r);
+void fy_record_free(fy_record *r);
+
+/* Finds a string-keyed entry of a map object; NULL when absent. */
+const msgpack_object *fy_map_get(const msgpack_object *map, const char *key);
+
+/* Appends o as JSON text. Strings are escaped; invalid UTF-8 (possible only in
+ * damaged or foreign records) becomes U+FFFD; doubles use the shortest form
+ * that reads back to the same value and always look like doubles ("1.0"). */
+ferry_err fy_json_emit(fy_buf *b, const msgpack_object *o);
+ferry_err fy_json_emit_string(fy_buf *b, const char *s, size_t n);
+
+#endif

@@ -1,0 +1,658 @@
+/* journal.c: opening the LMDB journal and the operations that keep its
+ * invariants (sequence numbers, deletion, the size bound). */
+#include "fy_journal.h"
+#include "fy_buf.h"
+#include "fy_fail.h"
+#include "fy_record.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define META_FORMAT "format"
+#define META_ID "journal_id"
+#define META_CREATED "created_ms"
+#define META_FLOOR "seq_floor"
+#define META_EVICTED "evicted"
+#define META_PRUNED "pruned"
+
+void fy_put_be64(unsigned char out[8], uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        out[i] = (unsigned char)v;
+}
+
+uint64_t fy_get_be64(const unsigned char in[8])
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | in[i];
+    return v;
+}
+
+static MDB_val mval(const void *p, size_t n)
+{
+    MDB_val v = {n, (void *)(uintptr_t)p};
+    return v;
+}
+
+/* mkdir -p; components it creates get 0700. */
+static ferry_err make_dirs(const char *dir)
+{
+    char *p = strdup(dir);
+    if (!p)
+        return fy_fail(FERRY_ENOMEM, "out of memory");
+    ferry_err e = FERRY_OK;
+    for (char *s = p + 1;; s++) {
+        if (*s != '/' && *s != '\0')
+            continue;
+        char c = *s;
+        *s = '\0';
+        if (mkdir(p, 0700) != 0 && errno != EEXIST) {
+            e = fy_fail(errno == EACCES || errno == EROFS ? FERRY_EACCES : FERRY_EIO,
+                        "cannot create directory %s: %s", p, strerror(errno));
+            break;
+        }
+        *s = c;
+        if (c == '\0')
+            break;
+    }
+    free(p);
+    return e;
+}
+
+ferry_err fy_txn_begin(fy_journal *j, unsigned flags, MDB_txn **txn)
+{
+    int rc;
+    for (int tries = 0;; tries++) {
+        rc = mdb_txn_begin(j->env, NULL, flags, txn);
+        if (rc != MDB_MAP_RESIZED || tries == 3)
+            break;
+        /* Another process grew the map: adopt its size (no txn is open here). */
+        mdb_env_set_mapsize(j->env, 0);
+        MDB_envinfo info;
+        mdb_env_info(j->env, &info);
+        j->map_bytes = info.me_mapsize;
+    }
+    if (rc)
+        return fy_fail_lmdb(rc, "journal %s: starting a transaction", j->path);
+    return FERRY_OK;
+}
+
+ferry_err fy_txn_commit(fy_journal *j, MDB_txn *txn, const char *what)
+{
+    int rc = mdb_txn_commit(txn);
+    if (rc)
+        return fy_fail_lmdb(rc, "journal %s: committing %s", j->path, what);
+    return FERRY_OK;
+}
+
+ferry_err fy_meta_get_u64(fy_journal *j, MDB_txn *txn, const char *key, uint64_t *v)
+{
+    MDB_val k = mval(key, strlen(key)), d;
+    int rc = mdb_get(txn, j->meta, &k, &d);
+    *v = 0;
+    if (rc == MDB_NOTFOUND)
+        return FERRY_OK;
+    if (rc)
+        return fy_fail_lmdb(rc, "journal %s: reading meta %s", j->path, key);
+    if (d.mv_size != 8)
+        return fy_fail(FERRY_ECORRUPT, "journal %s: meta %s has %zu bytes, expected 8", j->path, key,
+                       d.mv_size);
+    *v = fy_get_be64(d.mv_data);
+    return FERRY_OK;
+}
+
+ferry_err fy_meta_put_u64(fy_journal *j, MDB_txn *txn, const char *key, uint64_t v)
+{
+    unsigned char b[8];
+    fy_put_be64(b, v);
+    MDB_val k = mval(key, strlen(key)), d = mval(b, 8);
+    int rc = mdb_put(txn, j->meta, &k, &d, 0);
+    if (rc)
+        return fy_fail_lmdb(rc, "journal %s: writing meta %s", j->path, key);
+    return FERRY_OK;
+}
+
+ferry_err fy_meta_add_u64(fy_journal *j, MDB_txn *txn, const char *key, uint64_t delta)
+{
+    uint64_t v;
+    ferry_err e = fy_meta_get_u64(j, txn, key, &v);
+    return e ? e : fy_meta_put_u64(j, txn, key, v + delta);
+}
+
+ferry_err fy_seq_next(fy_journal *j, MDB_txn *txn, uint64_t *next)
+{
+    uint64_t floor;
+    ferry_err e = fy_meta_get_u64(j, txn, META_FLOOR, &floor);
+    if (e)
+        return e;
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(txn, j->events, &c);
+    if (rc)
+        return fy_fail_lmdb(rc, "journal %s: opening events", j->path);
+    MDB_val k, d;
+    rc = mdb_cursor_get(c, &k, &d, MDB_LAST);
+    mdb_cursor_close(c);
+    uint64_t n = floor ? floor : 1;
+    if (rc == 0) {
+        if (k.mv_size != 8)
+            return fy_fail(FERRY_ECORRUPT, "journal %s: event key of %zu bytes", j->path, k.mv_size);
+        uint64_t last = fy_get_be64(k.mv_data);
+        if (last + 1 > n)
+            n = last + 1;
+    } else if (rc != MDB_NOTFOUND) {
+        return fy_fail_lmdb(rc, "journal %s: reading the last event", j->path);
+    }
+    *next = n;
+    return FERRY_OK;
+}
+
+ferry_err fy_seq_last(fy_journal *j, MDB_txn *txn, uint64_t *last)
+{
+    uint64_t n;
+    ferry_err e = fy_seq_next(j, txn, &n);
+    *last = e ? 0 : n - 1;
+    return e;
+}
+
+ferry_err fy_events_delete(fy_journal *j, MDB_txn *txn, uint64_t from, uint64_t to,
+                           uint64_t max_count, uint64_t *deleted)
+{
+    MDB_cursor *c;
+    unsigned char kb[8];
+    uint64_t count = 0, last = 0;
+    *deleted = 0;
+    int rc = mdb_cursor_open(txn, j->events, &c);
+    if (rc)
+        return fy_fail_lmdb(rc, "journal %s: opening events", j->path);
+    fy_put_be64(kb, from);
+    MDB_val k = mval(kb, 8), d;
+    rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE);
+    while (rc == 0 && (max_count == 0 || count < max_count)) {
+        uint64_t seq = k.mv_size == 8 ? fy_get_be64(k.mv_data) : 0;
+        if (seq > to)
+            break;
+        rc = mdb_cursor_del(c, 0);
+        if (rc)
+            break;
+        count++;
+        last = seq;
+        rc = mdb_cursor_get(c, &k, &d, MDB_NEXT); /* after a delete: the following entry */
+    }
+    mdb_cursor_close(c);
+    if (rc && rc != MDB_NOTFOUND)
+        return fy_fail_lmdb(rc, "journal %s: deleting events", j->path);
+    *deleted = count;
+    if (count) {
+        uint64_t floor;
+        ferry_err e = fy_meta_get_u64(j, txn, META_FLOOR, &floor);
+        if (!e && last + 1 > floor)
+            e = fy_meta_put_u64(j, txn, META_FLOOR, last + 1);
+        return e;
+    }
+    return FERRY_OK;
+}
+
+ferry_err fy_live_bytes(fy_journal *j, MDB_txn *txn, uint64_t *bytes)
+{
+    const MDB_dbi dbis[] = {0 /* LMDB's free list */, 1 /* main */, j->meta, j->events, j->cursors, j->dead};
+    uint64_t pages = 2; /* the two meta pages */
+    for (size_t i = 0; i < sizeof dbis / sizeof dbis[0]; i++) {
+        MDB_stat st;
+        int rc = mdb_stat(txn, dbis[i], &st);
+        if (rc)
+            return fy_fail_lmdb(rc, "journal %s: reading page counts", j->path);
+        pages += st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
+    }
+    *bytes = pages * j->page_size;
+    return FERRY_OK;
+}
+
+/* ---- cursors ----------------------------------------------------------- */
+
+void fy_cursor_free(fy_cursor *c)
+{
+    free(c->above);
+    memset(c, 0, sizeof *c);
+}
+
+static int obj_u64(const msgpack_object *o, uint64_t *v)
+{
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return -1;
+    *v = o->via.u64;
+    return 0;
+}
+
+static int obj_i64(const msgpack_object *o, int64_t *v)
+{
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER && o->type != MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        return -1;
+    *v = o->via.i64;
+    return 0;
+}
+
+ferry_err fy_cursor_get(fy_journal *j, MDB_txn *txn, const char *sink, fy_cursor *c, int *found)
+{
+    memset(c, 0, sizeof *c);
+    *found = 0;
+    MDB_val k = mval(sink, strlen(sink)), d;
+    int rc = mdb_get(txn, j->cursors, &k, &d);
+    if (rc == MDB_NOTFOUND)
+        return FERRY_OK;
+    if (rc)
+        return fy_fail_lmdb(rc, "journal %s: reading cursor %s", j->path, sink);
+    ferry_err e = fy_msgpack_check(d.mv_data, d.mv_size);
+    if (e)
+        return fy_fail_prefix(FERRY_ECORRUPT, "journal %s: cursor %s", j->path, sink);
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    size_t off = 0;
+    if (msgpack_unpack_next(&up, d.mv_data, d.mv_size, &off) != MSGPACK_UNPACK_SUCCESS ||
+        up.data.type != MSGPACK_OBJECT_MAP) {
+        msgpack_unpacked_destroy(&up);
+        return fy_fail(FERRY_ECORRUPT, "journal %s: cursor %s is not a map", j->path, sink);
+    }
+    const msgpack_object *m = &up.data, *v;
+    int bad = 0;
+    if ((v = fy_map_get(m, "delivered"))) bad |= obj_u64(v, &c->delivered);
+    if ((v = fy_map_get(m, "sent"))) bad |= obj_u64(v, &c->sent);
+    if ((v = fy_map_get(m, "resent"))) bad |= obj_u64(v, &c->resent);
+    if ((v = fy_map_get(m, "dead"))) bad |= obj_u64(v, &c->dead);
+    if ((v = fy_map_get(m, "outside_window"))) bad |= obj_u64(v, &c->outside_window);
+    if ((v = fy_map_get(m, "last_success_ms"))) bad |= obj_i64(v, &c->last_success_ms);
+    if ((v = fy_map_get(m, "inflight_first_ms"))) bad |= obj_i64(v, &c->inflight_first_ms);
+    if (!bad && (v = fy_map_get(m, "above"))) {
+        if (v->type != MSGPACK_OBJECT_ARRAY) {
+            bad = 1;
+        } else if (v->via.array.size) {
+            c->above = calloc(v->via.array.size, sizeof *c->above);
+            if (!c->above) {
+                msgpack_unpacked_destroy(&up);
+                return fy_fail(FERRY_ENOMEM, "out of memory");
+            }
+            for (uint32_t i = 0; i < v->via.array.size && !bad; i++)
+                bad |= obj_u64(&v->via.array.ptr[i], &c->above[i]);
+            c->n_above = v->via.array.size;
+        }
+    }
+    msgpack_unpacked_destroy(&up);
+    if (bad) {
+        fy_cursor_free(c);
+        return fy_fail(FERRY_ECORRUPT, "journal %s: cursor %s has a field of the wrong type", j->path, sink);
+    }
+    *found = 1;
+    return FERRY_OK;
+}
+
+ferry_err fy_cursor_put(fy_journal *j, MDB_txn *txn, const char *sink, const fy_cursor *c)
+{
+    fy_buf b;
+    fy_buf_init(&b, 0);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, fy_buf_msgpack_write);
+    int bad = msgpack_pack_map(&pk, 8);
+#define PACK_KEY(s) (bad |= msgpack_pack_str_with_body(&pk, s, sizeof s - 1))
+    PACK_KEY("delivered"), bad |= msgpack_pack_uint64(&pk, c->delivered);
+    PACK_KEY("sent"), bad |= msgpack_pack_uint64(&pk, c->sent);
+    PACK_KEY("resent"), bad |= msgpack_pack_uint64(&pk, c->resent);
+    PACK_KEY("dead"), bad |= msgpack_pack_uint64(&pk, c->dead);
+    PACK_KEY("outside_window"), bad |= msgpack_pack_uint64(&pk, c->outside_window);
+    PACK_KEY("last_success_ms"), bad |= msgpack_pack_int64(&pk, c->last_success_ms);
+    PACK_KEY("inflight_first_ms"), bad |= msgpack_pack_int64(&pk, c->inflight_first_ms);
+    PACK_KEY("above"), bad |= msgpack_pack_array(&pk, c->n_above);
+#undef PACK_KEY
+    for (size_t i = 0; i < c->n_above && !bad; i++)
+        bad |= msgpack_pack_uint64(&pk, c->above[i]);
+    ferry_err e = FERRY_OK;
+    if (bad) {
+        e = fy_fail(FERRY_ENOMEM, "out of memory encoding cursor %s", sink);
+    } else {
+        MDB_val k = mval(sink, strlen(sink)), d = mval(b.data, b.len);
+        int rc = mdb_put(txn, j->cursors, &k, &d, 0);
+        if (rc)
+            e = fy_fail_lmdb(rc, "journal %s: writing cursor %s", j->path, sink);
+    }
+    fy_buf_free(&b);
+    return e;
+}
+
+ferry_err fy_delivered_everywhere(fy_journal *j, MDB_txn *txn, uint64_t *watermark)
+{
+    MDB_cursor *cur;
+    *watermark = 0;
+    int rc = mdb_cursor_open(txn, j->cursors, &cur);
+    if (rc)
+        return fy_fail_lmdb(rc, "journal %s: opening cursors", j->path);
+    MDB_val k, d;
+    int first = 1;
+    uint64_t low = 0;
+    ferry_err e = FERRY_OK;
+    char name[256];
+    while ((rc = mdb_cursor_get(cur, &k, &d, first ? MDB_FIRST : MDB_NEXT)) == 0) {
+        first = 0;
+        if (k.mv_size >= sizeof name) {
+            e = fy_fail(FERRY_ECORRUPT, "journal %s: cursor name of %zu bytes", j->path, k.mv_size);
+            break;
+        }
+        memcpy(name, k.mv_data, k.mv_size);
+        name[k.mv_size] = '\0';
+        fy_cursor c;
+        int found;
+        if ((e = fy_cursor_get(j, txn, name, &c, &found)))
+            break;
+        if (low == 0 || c.delivered < low)
+            low = c.delivered;
+        fy_cursor_free(&c);
+        if (low == 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    if (!e && rc && rc != MDB_NOTFOUND)
+        e = fy_fail_lmdb(rc, "journal %s: reading cursors", j->path);
+    *watermark = e ? 0 : low;
+    return e;
+}
+
+/* ---- open / close ------------------------------------------------------ */
+
+static ferry_err init_meta(fy_journal *j, MDB_txn *txn)
+{
+    unsigned char v[8];
+    uint64_t fmt = ((uint64_t)FY_FORMAT_MAJOR << 32) | FY_FORMAT_MINOR;
+    fy_put_be64(v, fmt);
+    unsigned char id[16];
+    ferry_err e = fy_random_bytes(id, sizeof id);
+    if (e)
+        return e;
+    MDB_val kf = mval(META_FORMAT, strlen(META_FORMAT)), df = mval(v, 8);
+    MDB_val ki = mval(META_ID, strlen(META_ID)), di = mval(id, 16);
+    int rc = mdb_put(txn, j->meta, &kf, &df, 0);
+    if (!rc)
+        rc = mdb_put(txn, j->meta, &ki, &di, 0);
+    if (rc)
+        return fy_fail_lmdb(rc, "journal %s: initialising meta", j->path);
+    if ((e = fy_meta_put_u64(j, txn, META_CREATED, (uint64_t)fy_now_ms())) ||
+        (e = fy_meta_put_u64(j, txn, META_FLOOR, 1)))
+        return e;
+    return FERRY_OK;
+}
+
+static ferry_err open_dbis(fy_journal *j, MDB_txn *txn, int create)
+{
+    static const char *const names[] = {"meta", "events", "cursors", "dead"};
+    MDB_dbi *dbis[] = {&j->meta, &j->events, &j->cursors, &j->dead};
+    MDB_dbi main_dbi;
+    int rc = mdb_dbi_open(txn, NULL, 0, &main_dbi);
+    if (rc)
+        return fy_fail_lmdb(rc, "journal %s: opening the main database", j->path);
+    for (size_t i = 0; i < 4; i++) {
+        rc = mdb_dbi_open(txn, names[i], 0, dbis[i]);
+        if (rc == MDB_NOTFOUND && create) {
+            if (i == 0) {
+                /* Only ever initialise an empty environment as a journal. */
+                MDB_stat st;
+                if (mdb_stat(txn, main_dbi, &st) == 0 && st.ms_entries > 0)
+                    return fy_fail(FERRY_ECORRUPT, "%s holds an LMDB environment that is not a ferry journal",
+                                   j->path);
+            }
+            rc = mdb_dbi_open(txn, names[i], MDB_CREATE, dbis[i]);
+        }
+        if (rc == MDB_NOTFOUND)
+            return fy_fail(FERRY_ECORRUPT, "%s is not a ferry journal (no \"%s\" database)", j->path,
+                           names[i]);
+        if (rc)
+            return fy_fail_lmdb(rc, "journal %s: opening database %s", j->path, names[i]);
+    }
+    return FERRY_OK;
+}
+
+static ferry_err check_meta(fy_journal *j, MDB_txn *txn, int create)
+{
+    MDB_val k = mval(META_FORMAT, strlen(META_FORMAT)), d;
+    int rc = mdb_get(txn, j->meta, &k, &d);
+    if (rc == MDB_NOTFOUND && create) {
+        ferry_err e = init_meta(j, txn);
+        if (e)
+            return e;
+        rc = mdb_get(txn, j->meta, &k, &d);
+    }
+    if (rc == MDB_NOTFOUND)
+        return fy_fail(FERRY_ECORRUPT, "%s is not a ferry journal (no format version)", j->path);
+    if (rc)
+        return fy_fail_lmdb(rc, "journal %s: reading the format version", j->path);
+    if (d.mv_size != 8)
+        return fy_fail(FERRY_ECORRUPT, "journal %s: format version has %zu bytes", j->path, d.mv_size);
+    uint64_t fmt = fy_get_be64(d.mv_data);
+    j->format_major = (uint32_t)(fmt >> 32);
+    j->format_minor = (uint32_t)fmt;
+    if (j->format_major != FY_FORMAT_MAJOR)
+        return fy_fail(FERRY_EVERSION, "journal %s has format version %u.%u; this build reads format %u.x",
+                       j->path, j->format_major, j->format_minor, FY_FORMAT_MAJOR);
+    MDB_val ki = mval(META_ID, strlen(META_ID)), di;
+    rc = mdb_get(txn, j->meta, &ki, &di);
+    if (rc || di.mv_size != 16)
+        return fy_fail(FERRY_ECORRUPT, "journal %s: journal id missing or malformed", j->path);
+    memcpy(j->id, di.mv_data, 16);
+    return FERRY_OK;
+}
+
+ferry_err fy_journal_open(fy_journal *j, const char *dir, const fy_open_opts *o)
+{
+    memset(j, 0, sizeof *j);
+    ferry_err e = FERRY_OK;
+    MDB_txn *txn = NULL;
+    j->readonly = o->readonly;
+    j->path = strdup(dir);
+    if (!j->path)
+        return fy_fail(FERRY_ENOMEM, "out of memory");
+
+    char data_path[4096];
+    if ((size_t)snprintf(data_path, sizeof data_path, "%s/data.mdb", dir) >= sizeof data_path) {
+        e = fy_fail(FERRY_EINVAL, "journal path too long: %s", dir);
+        goto fail;
+    }
+    struct stat st;
+    int exists = stat(data_path, &st) == 0;
+    if (!exists && (!o->create || o->readonly)) {
+        e = fy_fail(FERRY_ENOENT, "no journal at %s", dir);
+        goto fail;
+    }
+    if (!exists && (e = make_dirs(dir)))
+        goto fail;
+
+    int rc = mdb_env_create(&j->env);
+    if (!rc)
+        rc = mdb_env_set_maxdbs(j->env, 8);
+    uint64_t want = o->max_bytes ? o->max_bytes : exists ? 0 : FY_DEFAULT_MAX_BYTES;
+    if (want && want < FY_MIN_MAX_BYTES) {
+        e = fy_fail(FERRY_EINVAL, "maximum journal size %llu is below the minimum of %llu bytes",
+                    (unsigned long long)want, (unsigned long long)FY_MIN_MAX_BYTES);
+        goto fail;
+    }
+    if (!rc && want)
+        rc = mdb_env_set_mapsize(j->env, (size_t)want);
+    if (rc) {
+        e = fy_fail_lmdb(rc, "journal %s: setting up LMDB", dir);
+        goto fail;
+    }
+    /* MDB_NOTLS: reader slots belong to transactions, not threads, so a
+     * library user may read from any thread. Never MDB_WRITEMAP (SIGBUS on a
+     * full disk) and never MDB_NOSYNC (corruption on power loss). */
+    unsigned flags = MDB_NOTLS | (o->readonly ? MDB_RDONLY : 0) | (o->relaxed ? MDB_NOMETASYNC : 0);
+    for (int tries = 0;; tries++) {
+        rc = mdb_env_open(j->env, dir, flags, 0600);
+        /* Opening races with another process opening or closing (lmdb.h). */
+        if ((rc != EAGAIN && rc != EBUSY) || tries == 5)
+            break;
+        usleep(10000);
+    }
+    if (rc) {
+        e = fy_fail_lmdb(rc, "cannot open journal %s", dir);
+        goto fail;
+    }
+    int dead = 0;
+    mdb_reader_check(j->env, &dead); /* free slots of readers that died */
+
+    MDB_envinfo info;
+    MDB_stat est;
+    mdb_env_info(j->env, &info);
+    mdb_env_stat(j->env, &est);
+    j->map_bytes = info.me_mapsize;
+    j->page_size = est.ms_psize;
+
+    if ((e = fy_txn_begin(j, o->readonly ? MDB_RDONLY : 0, &txn)) ||
+        (e = open_dbis(j, txn, !o->readonly)) || (e = check_meta(j, txn, !o->readonly)))
+        goto fail;
+    e = fy_txn_commit(j, txn, "the journal set-up");
+    txn = NULL;
+    if (e)
+        goto fail;
+    return FERRY_OK;
+fail:
+    if (txn)
+        mdb_txn_abort(txn);
+    fy_journal_close(j);
+    return e;
+}
+
+void fy_journal_close(fy_journal *j)
+{
+    if (j->env)
+        mdb_env_close(j->env);
+    free(j->path);
+    memset(j, 0, sizeof *j);
+}
+
+/* ---- append under the size bound --------------------------------------- */
+
+/* Bytes an event is expected to take in the B-tree: its node, or whole
+ * overflow pages when it does not fit on half a page. */
+static uint64_t footprint(const fy_journal *j, size_t len)
+{
+    uint64_t node = 8 + 8 + (uint64_t)len + 2;
+    if (node > j->page_size / 2)
+        return ((node + j->page_size - 1) / j->page_size) * j->page_size + 16;
+    return node;
+}
+
+/* Deletes events until live data is at most target: delivered ones first,
+ * then (evict_oldest) the oldest undelivered ones. Counts both in meta. */
+static ferry_err make_room(fy_journal *j, MDB_txn *txn, uint64_t target, int evict_oldest)
+{
+    uint64_t live, watermark, pruned = 0, evicted = 0, n;
+    ferry_err e;
+    if ((e = fy_live_bytes(j, txn, &live)) || (e = fy_delivered_everywhere(j, txn, &watermark)))
+        return e;
+    for (int pass = 0; pass < 2 && live > target; pass++) {
+        uint64_t upto = pass == 0 ? watermark : UINT64_MAX;
+        if (pass == 1 && !evict_oldest)
+            break;
+        while (live > target) {
+            if ((e = fy_events_delete(j, txn, 0, upto, 64, &n)))
+                return e;
+            if (n == 0)
+                break;
+            *(pass == 0 ? &pruned : &evicted) += n;
+            if ((e = fy_live_bytes(j, txn, &live)))
+                return e;
+        }
+    }
+    if ((pruned && (e = fy_meta_add_u64(j, txn, META_PRUNED, pruned))) ||
+        (evicted && (e = fy_meta_add_u64(j, txn, META_EVICTED, evicted))))
+        return e;
+    if (live > target) {
+        uint64_t limit = j->map_bytes / 100 * FY_QUOTA_PERCENT;
+        return fy_fail(FERRY_EFULL,
+                       "journal %s is full: %.1f MiB of %.1f MiB used by undelivered events; policy %s",
+                       j->path, (double)live / 1048576.0, (double)limit / 1048576.0,
+                       evict_oldest ? "evict-oldest (nothing left to evict)" : "reject");
+    }
+    return FERRY_OK;
+}
+
+/* One attempt; *map_full tells that LMDB itself ran out of map. */
+static ferry_err append_once(fy_journal *j, const fy_rec_ref *recs, size_t n, int evict_oldest,
+                             uint64_t incoming, uint64_t *first_seq, int *map_full)
+{
+    *map_full = 0;
+    MDB_txn *txn;
+    uint64_t live, seq;
+    uint64_t limit = j->map_bytes / 100 * FY_QUOTA_PERCENT;
+    ferry_err e = fy_txn_begin(j, 0, &txn);
+    if (e)
+        return e;
+    if ((e = fy_live_bytes(j, txn, &live)))
+        goto fail;
+    if (live + incoming > limit) {
+        /* Free a little more than needed so that a full journal does not
+         * evict on every single append. */
+        uint64_t slack = limit / 20;
+        uint64_t target = limit > incoming + slack ? limit - incoming - slack : 0;
+        if ((e = make_room(j, txn, target, evict_oldest)))
+            goto fail;
+    }
+    if ((e = fy_seq_next(j, txn, &seq)))
+        goto fail;
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(txn, j->events, &c);
+    for (size_t i = 0; i < n && !rc; i++) {
+        unsigned char kb[8];
+        fy_put_be64(kb, seq + i);
+        MDB_val k = mval(kb, 8), d = mval(recs[i].data, recs[i].len);
+        rc = mdb_cursor_put(c, &k, &d, MDB_APPEND);
+    }
+    if (rc) {
+        *map_full = rc == MDB_MAP_FULL;
+        e = fy_fail_lmdb(rc, "journal %s: appending %zu events", j->path, n);
+        goto fail;
+    }
+    rc = mdb_txn_commit(txn);
+    if (rc) {
+        *map_full = rc == MDB_MAP_FULL;
+        return fy_fail_lmdb(rc, "journal %s: committing %zu events", j->path, n);
+    }
+    *first_seq = seq;
+    return FERRY_OK;
+fail:
+    mdb_txn_abort(txn);
+    return e;
+}
+
+ferry_err fy_journal_append(fy_journal *j, const fy_rec_ref *recs, size_t n, int evict_oldest,
+                            uint64_t *first_seq)
+{
+    uint64_t incoming = 0;
+    for (size_t i = 0; i < n; i++)
+        incoming += footprint(j, recs[i].len);
+    uint64_t limit = j->map_bytes / 100 * FY_QUOTA_PERCENT;
+    if (incoming > limit / 2)
+        return fy_fail(FERRY_EFULL, "journal %s: a batch of %zu events (%llu bytes) is too large for its "
+                       "bound of %llu bytes; record it in smaller batches",
+                       j->path, n, (unsigned long long)incoming, (unsigned long long)j->map_bytes);
+    int map_full;
+    ferry_err e = append_once(j, recs, n, evict_oldest, incoming, first_seq, &map_full);
+    if (!map_full)
+        return e;
+    /* LMDB's map filled before our quota did: pages freed earlier are still
+     * pinned by a reader or by the free list. Clear dead readers, free more
+     * space in a transaction of its own, then try once more. */
+    int dead = 0;
+    mdb_reader_check(j->env, &dead);
+    MDB_txn *txn;
+    if ((e = fy_txn_begin(j, 0, &txn)))
+        return e;
+    e = make_room(j, txn, limit / 2, evict_oldest);
+    if (e) {
+        mdb_txn_abort(txn);
+    } else if ((e = fy_txn_commit(j, txn, "eviction"))) {
+        return e;
+    }
+    if (e && e != FERRY_EFULL)
+        return e;
+    return append_once(j, recs, n, evict_oldest, incoming, first_seq, &map_full);
+}

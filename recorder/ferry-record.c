@@ -1,0 +1,328 @@
+/* ferry-record: record events into a ferry journal from the shell. */
+#include "ferry.h"
+#include "fy_cli.h"
+#include "fy_fail.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PROG "ferry-record"
+#define JSONL_BATCH 1000           /* events per transaction with --jsonl */
+#define MAX_LINE_BYTES (1u << 20)  /* longer input lines are refused */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+"Usage: " PROG " [OPTIONS] --type NAME [--device-id ID] [--user-id ID]\n"
+"                    [--prop KEY=VALUE]... [--time MS] [--insert-id ID]\n"
+"       " PROG " [OPTIONS] --jsonl FILE|- [--atomic]\n"
+"\n"
+"Record analytics events into a ferry journal. Exits 0 only when every event\n"
+"it recorded is durable.\n"
+"\n"
+"One event from flags:\n"
+"  -t, --type NAME            event_type (required)\n"
+"  -d, --device-id ID         device_id (this or --user-id is required)\n"
+"  -u, --user-id ID           user_id\n"
+"  -p, --prop KEY=VALUE       an event property, as a string\n"
+"  -p, --prop KEY:=JSON       an event property with a JSON value: n:=42,\n"
+"                             ok:=true, service:='{\"serviceName\":\"api\"}'\n"
+"      --user-prop KEY[:]=V   a user property, same syntax\n"
+"  -f, --field KEY[:]=V       another top-level Amplitude field, same syntax\n"
+"                             (app_version=14.1.3, session_id:=1700000000000)\n"
+"      --time MS              event time in ms since the epoch (default: now)\n"
+"      --insert-id ID         deduplication id (default: a new UUID)\n"
+"\n"
+"Many events:\n"
+"      --jsonl FILE|-         one Amplitude event JSON object per line; valid\n"
+"                             lines are recorded in batches of %d, each bad line\n"
+"                             is reported as FILE:LINE: reason and skipped\n"
+"      --atomic               record the whole input in one transaction: all\n"
+"                             lines or, if any line is bad, none\n"
+"\n"
+"Journal:\n"
+"  -j, --journal DIR          journal directory (default: $FERRY_JOURNAL, else\n"
+"                             /var/lib/ferry/journal as root, else\n"
+"                             ~/.local/state/ferry/journal)\n"
+"      --max-size SIZE        disk bound, e.g. 64M (default: the journal's,\n"
+"                             64M for a new one)\n"
+"      --durability MODE      full (default: fsync'd before success) or relaxed\n"
+"      --overflow POLICY      when full: reject (default) or evict-oldest\n"
+"      --opt-out              record nothing, succeed (as FERRY_OPT_OUT=1)\n"
+"\n"
+"  -v, --verbose              report what was recorded on stderr\n"
+"  -h, --help                 show this help\n"
+"  -V, --version              show the version\n"
+"\n"
+"Exit codes: 0 ok, 64 usage, 65 bad input (some line or field), 73 cannot\n"
+"create the journal, 74 I/O error, 75 journal full (temporary).\n",
+            JSONL_BATCH);
+}
+
+static int usage_error(const char *fmt, ...) FY_PRINTF(1, 2);
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, PROG ": ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\nTry '" PROG " --help'.\n");
+    va_end(ap);
+    return EX_USAGE;
+}
+
+/* KEY=VALUE (string) or KEY:=JSON into obj. */
+static int add_pair(json_t *obj, const char *opt, const char *arg)
+{
+    const char *eq = strchr(arg, '=');
+    if (!eq || eq == arg || (eq == arg + 1 && arg[0] == ':')) {
+        fprintf(stderr, PROG ": %s %s: expected KEY=VALUE or KEY:=JSON\n", opt, arg);
+        return -1;
+    }
+    int is_json = eq[-1] == ':';
+    size_t klen = (size_t)(eq - arg) - (is_json ? 1u : 0u);
+    char *key = strndup(arg, klen);
+    json_t *v;
+    if (is_json) {
+        json_error_t err;
+        v = json_loads(eq + 1, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err);
+        if (!v)
+            fprintf(stderr, PROG ": %s %s: invalid JSON value: %s\n", opt, key, err.text);
+    } else {
+        v = json_string(eq + 1);
+        if (!v)
+            fprintf(stderr, PROG ": %s %s: value is not valid UTF-8\n", opt, key);
+    }
+    int rc = -1;
+    if (v && json_object_get(obj, key))
+        fprintf(stderr, PROG ": %s %s: given twice\n", opt, key);
+    else if (v && json_object_set_new(obj, key, v) == 0)
+        rc = 0, v = NULL;
+    json_decref(v);
+    free(key);
+    return rc;
+}
+
+static char *dump_or_null(json_t *obj)
+{
+    return json_object_size(obj) ? json_dumps(obj, JSON_COMPACT) : NULL;
+}
+
+static int fail(ferry_err e)
+{
+    fprintf(stderr, PROG ": %s\n", ferry_last_error());
+    return fy_cli_exit_code(e);
+}
+
+static int record_flags(ferry_journal *j, ferry_event *ev, json_t *props, json_t *uprops,
+                        json_t *fields, int verbose)
+{
+    char *p = dump_or_null(props), *u = dump_or_null(uprops), *x = dump_or_null(fields);
+    ev->event_properties = p;
+    ev->user_properties = u;
+    ev->extra = x;
+    uint64_t seq = 0;
+    ferry_err e = ferry_record(j, ev, &seq);
+    free(p);
+    free(u);
+    free(x);
+    if (e)
+        return fail(e);
+    if (verbose)
+        fprintf(stderr, PROG ": recorded 1 event (seq %llu)\n", (unsigned long long)seq);
+    return EX_OK;
+}
+
+typedef struct jsonl_totals {
+    unsigned long recorded, bad;
+    uint64_t first, last;
+} jsonl_totals;
+
+static ferry_err commit(ferry_journal *j, ferry_batch *b, jsonl_totals *t)
+{
+    size_t n = ferry_batch_count(b);
+    uint64_t seq;
+    ferry_err e = ferry_record_batch(j, b, &seq);
+    if (!e && n && seq) {
+        if (!t->first)
+            t->first = seq;
+        t->last = seq + n - 1;
+    }
+    if (!e)
+        t->recorded += n;
+    return e;
+}
+
+static int record_jsonl(ferry_journal *j, const char *path, int atomic, int verbose)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+    const char *name = f == stdin ? "<stdin>" : path;
+    if (!f) {
+        fprintf(stderr, PROG ": %s: %s\n", path, strerror(errno));
+        return EX_NOINPUT;
+    }
+    ferry_batch *b;
+    ferry_err e = ferry_batch_new(&b);
+    if (e) {
+        if (f != stdin)
+            fclose(f);
+        return fail(e);
+    }
+    fy_line_reader r;
+    fy_lines_init(&r, f, MAX_LINE_BYTES);
+    jsonl_totals t = {0, 0, 0, 0};
+    int too_long, rc, status = EX_OK;
+    while ((rc = fy_lines_next(&r, &too_long)) == 1) {
+        if (too_long) {
+            fprintf(stderr, "%s:%lu: line longer than %u bytes, skipped\n", name, r.lineno, MAX_LINE_BYTES);
+            t.bad++;
+            continue;
+        }
+        size_t k = 0;
+        while (k < r.line.len && (r.line.data[k] == ' ' || r.line.data[k] == '\t'))
+            k++;
+        if (k == r.line.len)
+            continue; /* blank line */
+        if ((e = ferry_batch_add_json(b, r.line.data, r.line.len))) {
+            if (e == FERRY_ENOMEM)
+                break;
+            fprintf(stderr, "%s:%lu: %s\n", name, r.lineno, ferry_last_error());
+            t.bad++;
+            continue;
+        }
+        if (!atomic && ferry_batch_count(b) >= JSONL_BATCH && (e = commit(j, b, &t)))
+            break;
+    }
+    if (rc < 0) {
+        fprintf(stderr, PROG ": %s: read error: %s\n", name, strerror(errno));
+        status = EX_IOERR;
+    } else if (e) {
+        fprintf(stderr, PROG ": %s: stopped at line %lu: %s\n", name, r.lineno, ferry_last_error());
+        status = fy_cli_exit_code(e);
+    } else if (atomic && t.bad) {
+        fprintf(stderr, PROG ": %s: %lu bad line(s); --atomic: nothing recorded\n", name, t.bad);
+        status = EX_DATAERR;
+    } else if ((e = commit(j, b, &t))) {
+        fprintf(stderr, PROG ": %s: %s\n", name, ferry_last_error());
+        status = fy_cli_exit_code(e);
+    } else if (t.bad) {
+        status = EX_DATAERR;
+    }
+    if (verbose) {
+        fprintf(stderr, PROG ": %s: recorded %lu event(s)", name, t.recorded);
+        if (t.recorded && t.first)
+            fprintf(stderr, " (seq %llu-%llu)", (unsigned long long)t.first, (unsigned long long)t.last);
+        fprintf(stderr, ", %lu bad line(s)\n", t.bad);
+    }
+    fy_lines_free(&r);
+    ferry_batch_free(b);
+    if (f != stdin)
+        fclose(f);
+    return status;
+}
+
+enum { OPT_TIME = 256, OPT_INSERT_ID, OPT_JSONL, OPT_ATOMIC, OPT_MAX_SIZE, OPT_DURABILITY,
+       OPT_OVERFLOW, OPT_OPT_OUT, OPT_USER_PROP };
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"atomic", no_argument, NULL, OPT_ATOMIC},
+        {"device-id", required_argument, NULL, 'd'},
+        {"durability", required_argument, NULL, OPT_DURABILITY},
+        {"field", required_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},
+        {"insert-id", required_argument, NULL, OPT_INSERT_ID},
+        {"journal", required_argument, NULL, 'j'},
+        {"jsonl", required_argument, NULL, OPT_JSONL},
+        {"max-size", required_argument, NULL, OPT_MAX_SIZE},
+        {"opt-out", no_argument, NULL, OPT_OPT_OUT},
+        {"overflow", required_argument, NULL, OPT_OVERFLOW},
+        {"prop", required_argument, NULL, 'p'},
+        {"time", required_argument, NULL, OPT_TIME},
+        {"type", required_argument, NULL, 't'},
+        {"user-id", required_argument, NULL, 'u'},
+        {"user-prop", required_argument, NULL, OPT_USER_PROP},
+        {"verbose", no_argument, NULL, 'v'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    ferry_event ev = {0};
+    ferry_options opts = {0};
+    const char *jflag = NULL, *jsonl = NULL;
+    int atomic = 0, verbose = 0, c, status = EX_OK;
+    json_t *props = json_object(), *uprops = json_object(), *fields = json_object();
+
+    while ((c = getopt_long(argc, argv, "d:f:hj:p:t:u:vV", longopts, NULL)) != -1 && status == EX_OK) {
+        switch (c) {
+        case 'd': ev.device_id = optarg; break;
+        case 'f': if (add_pair(fields, "--field", optarg)) status = EX_USAGE; break;
+        case 'h': usage(stdout); status = -1; break;
+        case 'j': jflag = optarg; break;
+        case 'p': if (add_pair(props, "--prop", optarg)) status = EX_USAGE; break;
+        case 't': ev.event_type = optarg; break;
+        case 'u': ev.user_id = optarg; break;
+        case 'v': verbose = 1; break;
+        case 'V': printf(PROG " %s\n", ferry_version()); status = -1; break;
+        case OPT_ATOMIC: atomic = 1; break;
+        case OPT_INSERT_ID: ev.insert_id = optarg; break;
+        case OPT_JSONL: jsonl = optarg; break;
+        case OPT_OPT_OUT: opts.opt_out = 1; break;
+        case OPT_USER_PROP: if (add_pair(uprops, "--user-prop", optarg)) status = EX_USAGE; break;
+        case OPT_TIME:
+            if (fy_cli_parse_i64(optarg, &ev.time_ms) || ev.time_ms <= 0)
+                status = usage_error("--time %s: expected milliseconds since the epoch", optarg);
+            break;
+        case OPT_MAX_SIZE:
+            if (fy_cli_parse_size(optarg, &opts.max_bytes))
+                status = usage_error("--max-size %s: expected a size such as 64M", optarg);
+            break;
+        case OPT_DURABILITY:
+            if (!strcmp(optarg, "full")) opts.durability = FERRY_DURABILITY_FULL;
+            else if (!strcmp(optarg, "relaxed")) opts.durability = FERRY_DURABILITY_RELAXED;
+            else status = usage_error("--durability %s: expected full or relaxed", optarg);
+            break;
+        case OPT_OVERFLOW:
+            if (!strcmp(optarg, "reject")) opts.overflow = FERRY_OVERFLOW_REJECT;
+            else if (!strcmp(optarg, "evict-oldest")) opts.overflow = FERRY_OVERFLOW_EVICT_OLDEST;
+            else status = usage_error("--overflow %s: expected reject or evict-oldest", optarg);
+            break;
+        default: status = usage_error("%s", "invalid option"); break;
+        }
+    }
+    if (status == EX_OK) {
+        int flags_given = ev.event_type || ev.device_id || ev.user_id || ev.insert_id || ev.time_ms ||
+                          json_object_size(props) || json_object_size(uprops) || json_object_size(fields);
+        if (optind < argc)
+            status = usage_error("unexpected argument '%s'", argv[optind]);
+        else if (jsonl && flags_given)
+            status = usage_error("%s", "--jsonl cannot be combined with single-event flags");
+        else if (!jsonl && !ev.event_type)
+            status = usage_error("%s", "--type NAME or --jsonl FILE is required");
+        else if (atomic && !jsonl)
+            status = usage_error("%s", "--atomic applies to --jsonl");
+    }
+    char dirbuf[4096];
+    const char *dir = status == EX_OK ? fy_cli_journal_dir(jflag, dirbuf, sizeof dirbuf) : NULL;
+    if (status == EX_OK && !dir)
+        status = usage_error("%s", "no journal directory: pass -j DIR or set FERRY_JOURNAL");
+    ferry_journal *j = NULL;
+    if (status == EX_OK) {
+        ferry_err e = ferry_open(dir, &opts, &j);
+        if (e)
+            status = fail(e);
+    }
+    if (status == EX_OK)
+        status = jsonl ? record_jsonl(j, jsonl, atomic, verbose)
+                       : record_flags(j, &ev, props, uprops, fields, verbose);
+    ferry_close(j);
+    json_decref(props);
+    json_decref(uprops);
+    json_decref(fields);
+    return status < 0 ? EX_OK : status;
+}

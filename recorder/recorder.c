@@ -1,0 +1,265 @@
+/* recorder.c: the public recording API over the shared journal layer. */
+#include "ferry.h"
+#include "fy_buf.h"
+#include "fy_fail.h"
+#include "fy_journal.h"
+#include "fy_record.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+_Static_assert(FERRY_MAX_RECORD_BYTES == FY_MAX_RECORD_BYTES, "record limit mismatch");
+
+struct ferry_journal {
+    pthread_mutex_t lock; /* one write at a time in this process (map resizes need it) */
+    fy_journal jr;
+    int opt_out;
+    int evict_oldest;
+    int failed; /* LMDB declared the environment unusable: reopen */
+};
+
+struct ferry_batch {
+    fy_buf data;   /* the encoded records, back to back */
+    size_t *ends;  /* record i ends at ends[i] */
+    size_t n, cap;
+};
+
+const char *ferry_version(void) { return FERRY_VERSION; }
+
+static int env_opt_out(void)
+{
+    const char *v = getenv("FERRY_OPT_OUT");
+    return v && (!strcmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes"));
+}
+
+ferry_err ferry_open(const char *dir, const ferry_options *opts, ferry_journal **out)
+{
+    static const ferry_options defaults = {0, FERRY_DURABILITY_FULL, FERRY_OVERFLOW_REJECT, 0};
+    *out = NULL;
+    fy_clear_error();
+    if (!opts)
+        opts = &defaults;
+    if (!dir || !*dir)
+        return fy_fail(FERRY_EINVAL, "no journal directory given");
+    if ((unsigned)opts->durability > FERRY_DURABILITY_RELAXED || (unsigned)opts->overflow > FERRY_OVERFLOW_EVICT_OLDEST)
+        return fy_fail(FERRY_EINVAL, "unknown durability or overflow policy");
+    ferry_journal *j = calloc(1, sizeof *j);
+    if (!j)
+        return fy_fail(FERRY_ENOMEM, "out of memory");
+    pthread_mutex_init(&j->lock, NULL);
+    j->evict_oldest = opts->overflow == FERRY_OVERFLOW_EVICT_OLDEST;
+    j->opt_out = opts->opt_out || env_opt_out();
+    if (!j->opt_out) {
+        fy_open_opts o = {.create = 1, .relaxed = opts->durability == FERRY_DURABILITY_RELAXED,
+                          .max_bytes = opts->max_bytes};
+        ferry_err e = fy_journal_open(&j->jr, dir, &o);
+        if (e) {
+            pthread_mutex_destroy(&j->lock);
+            free(j);
+            return e;
+        }
+    }
+    *out = j;
+    return FERRY_OK;
+}
+
+void ferry_close(ferry_journal *j)
+{
+    if (!j)
+        return;
+    if (!j->opt_out)
+        fy_journal_close(&j->jr);
+    pthread_mutex_destroy(&j->lock);
+    free(j);
+}
+
+/* ---- batches ----------------------------------------------------------- */
+
+ferry_err ferry_batch_new(ferry_batch **out)
+{
+    *out = calloc(1, sizeof **out);
+    if (!*out)
+        return fy_fail(FERRY_ENOMEM, "out of memory");
+    fy_buf_init(&(*out)->data, 0);
+    return FERRY_OK;
+}
+
+void ferry_batch_free(ferry_batch *b)
+{
+    if (!b)
+        return;
+    fy_buf_free(&b->data);
+    free(b->ends);
+    free(b);
+}
+
+size_t ferry_batch_count(const ferry_batch *b) { return b->n; }
+
+void ferry_batch_clear(ferry_batch *b)
+{
+    fy_buf_reset(&b->data);
+    b->n = 0;
+}
+
+/* Encodes an event object into the batch; takes the reference to `ev`. */
+static ferry_err batch_add_object(ferry_batch *b, json_t *ev)
+{
+    ferry_err e = FERRY_OK;
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 64;
+        size_t *p = realloc(b->ends, cap * sizeof *p);
+        if (!p)
+            e = fy_fail(FERRY_ENOMEM, "out of memory");
+        else
+            b->ends = p, b->cap = cap;
+    }
+    char uuid[FY_UUID_LEN + 1];
+    if (!e && !json_object_get(ev, "insert_id"))
+        e = fy_uuid4(uuid);
+    if (!e)
+        e = fy_record_encode(ev, fy_now_ms(), uuid, &b->data);
+    if (!e)
+        b->ends[b->n++] = b->data.len;
+    json_decref(ev);
+    return e;
+}
+
+ferry_err ferry_batch_add_json(ferry_batch *b, const char *json, size_t len)
+{
+    json_t *ev;
+    ferry_err e = fy_json_parse_event(json, len, &ev);
+    return e ? e : batch_add_object(b, ev);
+}
+
+static ferry_err set_string(json_t *ev, const char *field, const char *value)
+{
+    if (!value)
+        return FERRY_OK;
+    if (json_object_get(ev, field))
+        return fy_fail(FERRY_EINVAL, "field %s: given twice (also in extra)", field);
+    json_t *s = json_string(value);
+    if (!s)
+        return fy_fail(FERRY_EINVAL, "field %s: not valid UTF-8", field);
+    return json_object_set_new(ev, field, s) ? fy_fail(FERRY_ENOMEM, "out of memory") : FERRY_OK;
+}
+
+static ferry_err set_object(json_t *ev, const char *field, const char *text)
+{
+    if (!text)
+        return FERRY_OK;
+    if (json_object_get(ev, field))
+        return fy_fail(FERRY_EINVAL, "field %s: given twice (also in extra)", field);
+    json_t *o;
+    ferry_err e = fy_json_parse_event(text, strlen(text), &o);
+    if (e)
+        return fy_fail_prefix(e, "field %s", field);
+    return json_object_set_new(ev, field, o) ? fy_fail(FERRY_ENOMEM, "out of memory") : FERRY_OK;
+}
+
+ferry_err ferry_batch_add(ferry_batch *b, const ferry_event *in)
+{
+    json_t *ev = NULL;
+    ferry_err e;
+    if (in->extra) {
+        if ((e = fy_json_parse_event(in->extra, strlen(in->extra), &ev)))
+            return fy_fail_prefix(e, "field extra");
+    } else if (!(ev = json_object())) {
+        return fy_fail(FERRY_ENOMEM, "out of memory");
+    }
+    if (!in->event_type && !json_object_get(ev, "event_type"))
+        e = fy_fail(FERRY_EINVAL, "field event_type: missing");
+    else if (!(e = set_string(ev, "event_type", in->event_type)) &&
+             !(e = set_string(ev, "device_id", in->device_id)) &&
+             !(e = set_string(ev, "user_id", in->user_id)) &&
+             !(e = set_string(ev, "insert_id", in->insert_id)) &&
+             !(e = set_object(ev, "event_properties", in->event_properties)) &&
+             !(e = set_object(ev, "user_properties", in->user_properties)) && in->time_ms) {
+        if (json_object_get(ev, "time"))
+            e = fy_fail(FERRY_EINVAL, "field time: given twice (also in extra)");
+        else if (json_object_set_new(ev, "time", json_integer((json_int_t)in->time_ms)))
+            e = fy_fail(FERRY_ENOMEM, "out of memory");
+    }
+    if (e) {
+        json_decref(ev);
+        return e;
+    }
+    return batch_add_object(b, ev);
+}
+
+/* ---- recording --------------------------------------------------------- */
+
+ferry_err ferry_record_batch(ferry_journal *j, ferry_batch *b, uint64_t *first_seq)
+{
+    uint64_t seq = 0;
+    ferry_err e = FERRY_OK;
+    fy_clear_error();
+    if (b->n == 0 || j->opt_out) {
+        ferry_batch_clear(b);
+        if (first_seq)
+            *first_seq = 0;
+        return FERRY_OK;
+    }
+    fy_rec_ref stack_refs[64];
+    fy_rec_ref *refs = b->n <= 64 ? stack_refs : malloc(b->n * sizeof *refs);
+    if (!refs)
+        return fy_fail(FERRY_ENOMEM, "out of memory");
+    for (size_t i = 0, start = 0; i < b->n; start = b->ends[i++]) {
+        refs[i].data = b->data.data + start;
+        refs[i].len = b->ends[i] - start;
+    }
+    pthread_mutex_lock(&j->lock);
+    if (j->failed)
+        e = fy_fail(FERRY_EFAILED, "journal %s failed earlier; close and reopen it", j->jr.path);
+    else
+        e = fy_journal_append(&j->jr, refs, b->n, j->evict_oldest, &seq);
+    if (e == FERRY_EFAILED)
+        j->failed = 1;
+    pthread_mutex_unlock(&j->lock);
+    if (refs != stack_refs)
+        free(refs);
+    if (e)
+        return e;
+    ferry_batch_clear(b);
+    if (first_seq)
+        *first_seq = seq;
+    return FERRY_OK;
+}
+
+/* Single events use a batch of one on the stack-free path. */
+static ferry_err record_one(ferry_journal *j, ferry_err (*add)(ferry_batch *, const void *, size_t),
+                            const void *arg, size_t len, uint64_t *seq)
+{
+    ferry_batch b = {0};
+    fy_buf_init(&b.data, 0);
+    ferry_err e = add(&b, arg, len);
+    if (!e)
+        e = ferry_record_batch(j, &b, seq);
+    fy_buf_free(&b.data);
+    free(b.ends);
+    return e;
+}
+
+static ferry_err add_event(ferry_batch *b, const void *ev, size_t len)
+{
+    (void)len;
+    return ferry_batch_add(b, ev);
+}
+
+static ferry_err add_json(ferry_batch *b, const void *json, size_t len)
+{
+    return ferry_batch_add_json(b, json, len);
+}
+
+ferry_err ferry_record(ferry_journal *j, const ferry_event *ev, uint64_t *seq)
+{
+    fy_clear_error();
+    return record_one(j, add_event, ev, 0, seq);
+}
+
+ferry_err ferry_record_json(ferry_journal *j, const char *json, size_t len, uint64_t *seq)
+{
+    fy_clear_error();
+    return record_one(j, add_json, json, len, seq);
+}

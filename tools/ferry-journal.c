@@ -1,0 +1,432 @@
+/* ferry-journal: inspect a ferry journal (stat, dump). */
+#include "ferry.h"
+#include "fy_buf.h"
+#include "fy_cli.h"
+#include "fy_fail.h"
+#include "fy_journal.h"
+#include "fy_record.h"
+
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define PROG "ferry-journal"
+#define DUMP_CHUNK 1024 /* records per read transaction: never pin old pages for long */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+"Usage: " PROG " [-j DIR] COMMAND [OPTIONS]\n"
+"\n"
+"Inspect a ferry journal.\n"
+"\n"
+"Commands:\n"
+"  stat [--json]   counts: recorded, stored, pending, delivered, dead, evicted,\n"
+"                  bytes used and the bound, oldest pending event, and each\n"
+"                  destination's cursor\n"
+"  dump            every stored record as JSON Lines in sequence order:\n"
+"                  {\"seq\":N,\"insert_id\":\"...\",\"recorded_at\":MS,\"event\":{...}}\n"
+"\n"
+"Options:\n"
+"  -j, --journal DIR   journal directory (default: $FERRY_JOURNAL, else\n"
+"                      /var/lib/ferry/journal as root, else\n"
+"                      ~/.local/state/ferry/journal)\n"
+"  -h, --help          show this help\n"
+"  -V, --version       show the version\n"
+"\n"
+"Exit codes: 0 ok, 64 usage, 65 a record could not be decoded (dump goes on),\n"
+"66 no journal there, 74 I/O error or corrupt journal.\n");
+}
+
+static int fail(ferry_err e)
+{
+    fprintf(stderr, PROG ": %s\n", ferry_last_error());
+    return fy_cli_exit_code(e);
+}
+
+static void iso_time(int64_t ms, char *out, size_t n)
+{
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+    if (ms <= 0 || !gmtime_r(&s, &tm)) {
+        snprintf(out, n, "-");
+        return;
+    }
+    size_t k = strftime(out, n, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + k, n - k, ".%03dZ", (int)(ms % 1000));
+}
+
+/* ---- stat -------------------------------------------------------------- */
+
+typedef struct dest {
+    char name[256];
+    fy_cursor c;
+    uint64_t pending;
+} dest;
+
+static int is_above(const fy_cursor *c, uint64_t seq)
+{
+    size_t lo = 0, hi = c->n_above;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (c->above[mid] == seq)
+            return 1;
+        if (c->above[mid] < seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 0;
+}
+
+typedef struct stats {
+    uint64_t recorded, stored, pending, delivered, dead, evicted, pruned;
+    uint64_t live_bytes, disk_bytes, file_bytes, created_ms;
+    uint64_t oldest_seq;
+    int64_t oldest_recorded_ms, oldest_time_ms;
+    dest *dests;
+    size_t n_dests;
+} stats;
+
+static ferry_err load_dests(fy_journal *j, MDB_txn *txn, stats *s)
+{
+    MDB_cursor *cur;
+    MDB_val k, d;
+    int rc = mdb_cursor_open(txn, j->cursors, &cur);
+    if (rc)
+        return fy_fail_lmdb(rc, "journal %s: reading cursors", j->path);
+    ferry_err e = FERRY_OK;
+    for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); !rc; rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+        dest *nd = realloc(s->dests, (s->n_dests + 1) * sizeof *nd);
+        if (!nd) {
+            e = fy_fail(FERRY_ENOMEM, "out of memory");
+            break;
+        }
+        s->dests = nd;
+        dest *x = &s->dests[s->n_dests];
+        memset(x, 0, sizeof *x);
+        snprintf(x->name, sizeof x->name, "%.*s", (int)k.mv_size, (const char *)k.mv_data);
+        int found;
+        if ((e = fy_cursor_get(j, txn, x->name, &x->c, &found)))
+            break;
+        s->n_dests++;
+    }
+    mdb_cursor_close(cur);
+    if (!e && rc != MDB_NOTFOUND)
+        e = fy_fail_lmdb(rc, "journal %s: reading cursors", j->path);
+    if (!e && s->n_dests == 0) { /* nothing registered yet: the default destination, nothing sent */
+        s->dests = calloc(1, sizeof *s->dests);
+        if (!s->dests)
+            return fy_fail(FERRY_ENOMEM, "out of memory");
+        snprintf(s->dests[0].name, sizeof s->dests[0].name, "%s", FY_DEFAULT_SINK);
+        s->n_dests = 1;
+    }
+    return e;
+}
+
+static ferry_err count_pending(fy_journal *j, MDB_txn *txn, stats *s)
+{
+    uint64_t low = UINT64_MAX;
+    s->delivered = UINT64_MAX;
+    for (size_t i = 0; i < s->n_dests; i++) {
+        if (s->dests[i].c.delivered < low)
+            low = s->dests[i].c.delivered;
+        if (s->dests[i].c.sent < s->delivered)
+            s->delivered = s->dests[i].c.sent;
+    }
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, j->events, &cur);
+    if (rc)
+        return fy_fail_lmdb(rc, "journal %s: reading events", j->path);
+    unsigned char kb[8];
+    fy_put_be64(kb, low + 1);
+    MDB_val k = {8, kb}, d;
+    ferry_err e = FERRY_OK;
+    for (rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE); !rc; rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+        uint64_t seq = fy_get_be64(k.mv_data);
+        int any = 0;
+        for (size_t i = 0; i < s->n_dests; i++) {
+            dest *x = &s->dests[i];
+            if (seq > x->c.delivered && !is_above(&x->c, seq))
+                x->pending++, any = 1;
+        }
+        if (!any)
+            continue;
+        if (s->pending++ == 0) {
+            fy_record r;
+            s->oldest_seq = seq;
+            if (fy_record_decode(d.mv_data, d.mv_size, &r) == FERRY_OK) {
+                s->oldest_recorded_ms = r.recorded_at_ms;
+                s->oldest_time_ms = r.time_ms;
+                fy_record_free(&r);
+            }
+        }
+    }
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND)
+        e = fy_fail_lmdb(rc, "journal %s: reading events", j->path);
+    return e;
+}
+
+static ferry_err gather(fy_journal *j, stats *s)
+{
+    MDB_txn *txn;
+    MDB_stat st;
+    ferry_err e = fy_txn_begin(j, MDB_RDONLY, &txn);
+    if (e)
+        return e;
+    if ((e = fy_seq_last(j, txn, &s->recorded)) || (e = fy_meta_get_u64(j, txn, "evicted", &s->evicted)) ||
+        (e = fy_meta_get_u64(j, txn, "pruned", &s->pruned)) ||
+        (e = fy_meta_get_u64(j, txn, "created_ms", &s->created_ms)) ||
+        (e = fy_live_bytes(j, txn, &s->live_bytes)) || (e = load_dests(j, txn, s)) ||
+        (e = count_pending(j, txn, s)))
+        goto done;
+    if (mdb_stat(txn, j->events, &st) == 0)
+        s->stored = st.ms_entries;
+    if (mdb_stat(txn, j->dead, &st) == 0)
+        s->dead = st.ms_entries;
+done:
+    mdb_txn_abort(txn);
+    char path[4200];
+    struct stat fst;
+    snprintf(path, sizeof path, "%s/data.mdb", j->path);
+    if (!e && stat(path, &fst) == 0) {
+        s->file_bytes = (uint64_t)fst.st_size;
+        s->disk_bytes = (uint64_t)fst.st_blocks * 512u;
+    }
+    return e;
+}
+
+static void print_stat_json(const fy_journal *j, const stats *s)
+{
+    fy_buf b;
+    fy_buf_init(&b, 0);
+    char id[33];
+    for (int i = 0; i < 16; i++)
+        snprintf(id + 2 * i, 3, "%02x", j->id[i]);
+    fy_buf_puts(&b, "{\"journal\":");
+    fy_json_emit_string(&b, j->path, strlen(j->path));
+    fy_buf_printf(&b,
+                  ",\"journal_id\":\"%s\",\"format\":\"%u.%u\",\"created_ms\":%" PRIu64
+                  ",\"recorded\":%" PRIu64 ",\"stored\":%" PRIu64 ",\"pending\":%" PRIu64
+                  ",\"delivered\":%" PRIu64 ",\"dead\":%" PRIu64 ",\"evicted\":%" PRIu64
+                  ",\"pruned\":%" PRIu64 ",\"bytes_used\":%" PRIu64 ",\"file_bytes\":%" PRIu64
+                  ",\"disk_bytes\":%" PRIu64 ",\"max_bytes\":%" PRIu64 ",\"quota_bytes\":%" PRIu64,
+                  id, j->format_major, j->format_minor, s->created_ms, s->recorded, s->stored, s->pending,
+                  s->delivered, s->dead, s->evicted, s->pruned, s->live_bytes, s->file_bytes, s->disk_bytes,
+                  j->map_bytes, j->map_bytes / 100 * FY_QUOTA_PERCENT);
+    if (s->pending)
+        fy_buf_printf(&b, ",\"oldest_pending\":{\"seq\":%" PRIu64 ",\"recorded_at\":%" PRId64 ",\"time\":%" PRId64 "}",
+                      s->oldest_seq, s->oldest_recorded_ms, s->oldest_time_ms);
+    else
+        fy_buf_puts(&b, ",\"oldest_pending\":null");
+    fy_buf_puts(&b, ",\"destinations\":[");
+    for (size_t i = 0; i < s->n_dests; i++) {
+        const dest *x = &s->dests[i];
+        fy_buf_puts(&b, i ? ",{\"name\":" : "{\"name\":");
+        fy_json_emit_string(&b, x->name, strlen(x->name));
+        fy_buf_printf(&b,
+                      ",\"delivered_through\":%" PRIu64 ",\"delivered_above\":%zu,\"pending\":%" PRIu64
+                      ",\"sent\":%" PRIu64 ",\"resent\":%" PRIu64 ",\"dead\":%" PRIu64
+                      ",\"resent_outside_dedup_window\":%" PRIu64 ",\"last_success_ms\":%" PRId64
+                      ",\"inflight_first_attempt_ms\":%" PRId64 "}",
+                      x->c.delivered, x->c.n_above, x->pending, x->c.sent, x->c.resent, x->c.dead,
+                      x->c.outside_window, x->c.last_success_ms, x->c.inflight_first_ms);
+    }
+    fy_buf_puts(&b, "]}\n");
+    fwrite(b.data, 1, b.len, stdout);
+    fy_buf_free(&b);
+}
+
+static void print_stat_text(const fy_journal *j, const stats *s)
+{
+    char t1[40], t2[40];
+    printf("journal        %s\n", j->path);
+    printf("journal id     ");
+    for (int i = 0; i < 16; i++)
+        printf("%02x", j->id[i]);
+    iso_time((int64_t)s->created_ms, t1, sizeof t1);
+    printf("\nformat         %u.%u\ncreated        %s\n", j->format_major, j->format_minor, t1);
+    printf("recorded       %" PRIu64 "   (sequence numbers handed out)\n", s->recorded);
+    printf("stored         %" PRIu64 "\n", s->stored);
+    printf("pending        %" PRIu64 "\n", s->pending);
+    printf("delivered      %" PRIu64 "\n", s->delivered);
+    printf("dead           %" PRIu64 "\n", s->dead);
+    printf("evicted        %" PRIu64 "   (undelivered events deleted to make room: lost)\n", s->evicted);
+    printf("pruned         %" PRIu64 "   (delivered events deleted)\n", s->pruned);
+    printf("bytes used     %" PRIu64 " of %" PRIu64 " (%.1f%%; bound %" PRIu64 ", file %" PRIu64 ")\n",
+           s->live_bytes, j->map_bytes / 100 * FY_QUOTA_PERCENT,
+           100.0 * (double)s->live_bytes / (double)(j->map_bytes / 100 * FY_QUOTA_PERCENT), j->map_bytes,
+           s->file_bytes);
+    if (s->pending) {
+        iso_time(s->oldest_recorded_ms, t1, sizeof t1);
+        iso_time(s->oldest_time_ms, t2, sizeof t2);
+        printf("oldest pending seq %" PRIu64 ", recorded %s, event time %s\n", s->oldest_seq, t1, t2);
+    } else {
+        printf("oldest pending -\n");
+    }
+    printf("destinations\n");
+    for (size_t i = 0; i < s->n_dests; i++) {
+        const dest *x = &s->dests[i];
+        iso_time(x->c.last_success_ms, t1, sizeof t1);
+        printf("  %-12s delivered through seq %" PRIu64 " (+%zu above), pending %" PRIu64 ", sent %" PRIu64
+               ", resent %" PRIu64 ", dead %" PRIu64 ", last success %s\n",
+               x->name, x->c.delivered, x->c.n_above, x->pending, x->c.sent, x->c.resent, x->c.dead, t1);
+    }
+}
+
+static int cmd_stat(fy_journal *j, int argc, char **argv)
+{
+    int json = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json"))
+            json = 1;
+        else {
+            fprintf(stderr, PROG " stat: unexpected argument '%s'\n", argv[i]);
+            return EX_USAGE;
+        }
+    }
+    stats s;
+    memset(&s, 0, sizeof s);
+    ferry_err e = gather(j, &s);
+    if (!e) {
+        if (json)
+            print_stat_json(j, &s);
+        else
+            print_stat_text(j, &s);
+    }
+    for (size_t i = 0; i < s.n_dests; i++)
+        fy_cursor_free(&s.dests[i].c);
+    free(s.dests);
+    return e ? fail(e) : EX_OK;
+}
+
+/* ---- dump -------------------------------------------------------------- */
+
+static int cmd_dump(fy_journal *j, int argc, char **argv)
+{
+    if (argc > 1) {
+        fprintf(stderr, PROG " dump: unexpected argument '%s'\n", argv[1]);
+        return EX_USAGE;
+    }
+    fy_buf out;
+    fy_buf_init(&out, 0);
+    uint64_t next = 0, bad = 0;
+    int done = 0, status = EX_OK;
+    while (!done && status == EX_OK) {
+        MDB_txn *txn;
+        MDB_cursor *cur;
+        ferry_err e = fy_txn_begin(j, MDB_RDONLY, &txn);
+        if (e)
+            return fail(e);
+        int rc = mdb_cursor_open(txn, j->events, &cur);
+        unsigned char kb[8];
+        fy_put_be64(kb, next);
+        MDB_val k = {8, kb}, d;
+        int n = 0;
+        for (rc = rc ? rc : mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE); !rc && n < DUMP_CHUNK;
+             rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT), n++) {
+            uint64_t seq = fy_get_be64(k.mv_data);
+            next = seq + 1;
+            fy_record r;
+            if ((e = fy_record_decode(d.mv_data, d.mv_size, &r))) {
+                fprintf(stderr, PROG ": journal %s: seq %" PRIu64 ": %s\n", j->path, seq, ferry_last_error());
+                bad++;
+                continue;
+            }
+            fy_buf_printf(&out, "{\"seq\":%" PRIu64 ",\"insert_id\":", seq);
+            fy_json_emit_string(&out, r.insert_id, r.insert_id_len);
+            fy_buf_printf(&out, ",\"recorded_at\":%" PRId64 ",\"event\":", r.recorded_at_ms);
+            e = fy_json_emit(&out, &r.event);
+            fy_record_free(&r); /* strings point into the map: written out before the txn ends */
+            if (e || fy_buf_puts(&out, "}\n")) {
+                status = fail(e ? e : FERRY_ENOMEM);
+                break;
+            }
+            if (out.len > (1u << 16)) {
+                fwrite(out.data, 1, out.len, stdout);
+                fy_buf_reset(&out);
+            }
+        }
+        if (rc == MDB_NOTFOUND)
+            done = 1;
+        else if (rc && status == EX_OK)
+            status = fail(fy_fail_lmdb(rc, "journal %s: reading events", j->path));
+        mdb_cursor_close(cur);
+        mdb_txn_abort(txn);
+    }
+    fwrite(out.data, 1, out.len, stdout);
+    fy_buf_free(&out);
+    if (fflush(stdout) != 0) {
+        perror(PROG ": writing output");
+        return EX_IOERR;
+    }
+    if (status == EX_OK && bad) {
+        fprintf(stderr, PROG ": journal %s: %" PRIu64 " record(s) could not be decoded\n", j->path, bad);
+        status = EX_DATAERR;
+    }
+    return status;
+}
+
+/* ---- main -------------------------------------------------------------- */
+
+typedef struct command {
+    const char *name;
+    int (*run)(fy_journal *j, int argc, char **argv);
+} command;
+
+static const command commands[] = {
+    {"dump", cmd_dump},
+    {"stat", cmd_stat},
+};
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"journal", required_argument, NULL, 'j'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *jflag = NULL;
+    int c;
+    /* "+": options end at the command name. */
+    while ((c = getopt_long(argc, argv, "+hj:V", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'h': usage(stdout); return EX_OK;
+        case 'j': jflag = optarg; break;
+        case 'V': printf(PROG " %s\n", ferry_version()); return EX_OK;
+        default: fprintf(stderr, "Try '" PROG " --help'.\n"); return EX_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return EX_USAGE;
+    }
+    const command *cmd = NULL;
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[optind], commands[i].name))
+            cmd = &commands[i];
+    if (!cmd) {
+        fprintf(stderr, PROG ": unknown command '%s'\nTry '" PROG " --help'.\n", argv[optind]);
+        return EX_USAGE;
+    }
+    char dirbuf[4096];
+    const char *dir = fy_cli_journal_dir(jflag, dirbuf, sizeof dirbuf);
+    if (!dir) {
+        fprintf(stderr, PROG ": no journal directory: pass -j DIR or set FERRY_JOURNAL\n");
+        return EX_USAGE;
+    }
+    fy_journal j;
+    fy_open_opts o = {.readonly = 1};
+    ferry_err e = fy_journal_open(&j, dir, &o);
+    if (e)
+        return fail(e);
+    int status = cmd->run(&j, argc - optind, argv + optind);
+    fy_journal_close(&j);
+    return status;
+}

@@ -242,8 +242,21 @@ static void print_stat_json(const fy_journal *j, const stats *s)
     fy_buf_free(&b);
 }
 
+static const char *human(uint64_t bytes, char *out, size_t n)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)bytes;
+    size_t u = 0;
+    while (v >= 1024.0 && u + 1 < sizeof units / sizeof units[0])
+        v /= 1024.0, u++;
+    snprintf(out, n, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+    return out;
+}
+
 static void print_stat_text(const fy_journal *j, const stats *s)
 {
+    char h1[32], h2[32], h3[32], h4[32];
+    uint64_t quota = j->map_bytes / 100 * FY_QUOTA_PERCENT;
     char t1[40], t2[40];
     printf("journal        %s\n", j->path);
     printf("journal id     ");
@@ -258,10 +271,9 @@ static void print_stat_text(const fy_journal *j, const stats *s)
     printf("dead           %" PRIu64 "\n", s->dead);
     printf("evicted        %" PRIu64 "   (undelivered events deleted to make room: lost)\n", s->evicted);
     printf("pruned         %" PRIu64 "   (delivered events deleted)\n", s->pruned);
-    printf("bytes used     %" PRIu64 " of %" PRIu64 " (%.1f%%; bound %" PRIu64 ", file %" PRIu64 ")\n",
-           s->live_bytes, j->map_bytes / 100 * FY_QUOTA_PERCENT,
-           100.0 * (double)s->live_bytes / (double)(j->map_bytes / 100 * FY_QUOTA_PERCENT), j->map_bytes,
-           s->file_bytes);
+    printf("bytes used     %s of %s usable (%.1f%%); bound %s, file %s\n", human(s->live_bytes, h1, sizeof h1),
+           human(quota, h2, sizeof h2), 100.0 * (double)s->live_bytes / (double)quota,
+           human(j->map_bytes, h3, sizeof h3), human(s->file_bytes, h4, sizeof h4));
     if (s->pending) {
         iso_time(s->oldest_recorded_ms, t1, sizeof t1);
         iso_time(s->oldest_time_ms, t2, sizeof t2);

@@ -70,8 +70,18 @@ ferry_err fy_seq_last(fy_journal *j, MDB_txn *txn, uint64_t *last);
 ferry_err fy_events_delete(fy_journal *j, MDB_txn *txn, uint64_t from, uint64_t to,
                            uint64_t max_count, uint64_t *deleted);
 
+/* Deletes up to max_count (0 = all) events delivered everywhere, oldest
+ * first, counting them in meta "pruned". */
+ferry_err fy_events_prune(fy_journal *j, MDB_txn *txn, uint64_t max_count, uint64_t *pruned);
+
 /* Bytes of pages holding live data (all databases, LMDB's free list, metas). */
 ferry_err fy_live_bytes(fy_journal *j, MDB_txn *txn, uint64_t *bytes);
+
+/* One encoded record to append. */
+typedef struct fy_rec_ref {
+    const void *data;
+    size_t len;
+} fy_rec_ref;
 
 /* A destination's delivery state (FORMAT.md, "cursors"). */
 typedef struct fy_cursor {
@@ -81,7 +91,8 @@ typedef struct fy_cursor {
     uint64_t dead;            /* events the destination rejected for good */
     uint64_t outside_window;  /* resends later than the dedup window */
     int64_t last_success_ms;  /* 0: never */
-    int64_t inflight_first_ms;/* first attempt of the batch in flight; 0: none */
+    int64_t inflight_first_ms;/* first attempt of events sent but not yet acknowledged; 0: none */
+    uint64_t attempted;       /* highest seq ever put in a request */
     uint64_t *above;          /* delivered out of order, above the watermark, ascending */
     size_t n_above;
 } fy_cursor;
@@ -93,14 +104,40 @@ void fy_cursor_free(fy_cursor *c);
  * delivered everywhere. 0 when no destination is registered. */
 ferry_err fy_delivered_everywhere(fy_journal *j, MDB_txn *txn, uint64_t *watermark);
 
+/* Marks seqs (ascending) done for a destination (acknowledged or dead) and
+ * moves the watermark over every leading run of done events. Events no longer
+ * stored (evicted) count as done. Changes *c only; the caller puts it. */
+ferry_err fy_cursor_mark_done(fy_journal *j, MDB_txn *txn, fy_cursor *c, const uint64_t *seqs, size_t n);
+/* Whether seq is done for the cursor. */
+int fy_cursor_is_done(const fy_cursor *c, uint64_t seq);
+
+/* Dead letters: events a destination rejected for good. Key: sink, 0x00,
+ * seq (u64 BE). Value: a MessagePack map {status, reason, at_ms} followed
+ * by the record bytes (FORMAT.md). */
+typedef struct fy_dead {
+    char sink[256];
+    uint64_t seq;
+    int64_t status;
+    int64_t at_ms;
+    char reason[512];
+    const void *rec; /* into the LMDB map: valid until the transaction ends */
+    size_t rec_len;
+} fy_dead;
+ferry_err fy_dead_put(fy_journal *j, MDB_txn *txn, const char *sink, uint64_t seq, int64_t status,
+                      const char *reason, const void *rec, size_t rec_len);
+ferry_err fy_dead_decode(fy_journal *j, const MDB_val *key, const MDB_val *val, fy_dead *out);
+/* Puts a dead event back in line: appended again under a new sequence number
+ * (same record, same insert_id), its dead row deleted. */
+ferry_err fy_dead_requeue(fy_journal *j, MDB_txn *txn, const fy_dead *d, uint64_t *new_seq);
+
+/* Appends records inside txn with the next sequence numbers (no size check:
+ * fy_journal_append is the bounded entry point for new events). */
+ferry_err fy_events_put(fy_journal *j, MDB_txn *txn, const fy_rec_ref *recs, size_t n, uint64_t *first_seq);
+
 /* Appends n encoded records in one transaction, keeping the size bound:
  * delivered events are deleted first; then, when evict_oldest is set, the
  * oldest undelivered ones (counted in meta "evicted"); otherwise the append
  * fails with FERRY_EFULL and nothing stored changes. */
-typedef struct fy_rec_ref {
-    const void *data;
-    size_t len;
-} fy_rec_ref;
 ferry_err fy_journal_append(fy_journal *j, const fy_rec_ref *recs, size_t n, int evict_oldest,
                             uint64_t *first_seq);
 

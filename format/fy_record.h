@@ -49,6 +49,8 @@ ferry_err fy_record_check(const void *buf, size_t len);
  * use (no bin/ext), nested at most FY_MAX_DEPTH, whose every length fits in
  * the bytes present: after this, msgpack-c allocates at most O(len). */
 ferry_err fy_msgpack_check(const void *buf, size_t len);
+/* The same check for the value at the start of buf; *used = its length. */
+ferry_err fy_msgpack_span(const void *buf, size_t len, size_t *used);
 
 /* A decoded record. String pointers point into the input buffer, which must
  * outlive the record (copy before ending an LMDB transaction). */

@@ -266,6 +266,7 @@ ferry_err fy_cursor_get(fy_journal *j, MDB_txn *txn, const char *sink, fy_cursor
     if ((v = fy_map_get(m, "outside_window"))) bad |= obj_u64(v, &c->outside_window);
     if ((v = fy_map_get(m, "last_success_ms"))) bad |= obj_i64(v, &c->last_success_ms);
     if ((v = fy_map_get(m, "inflight_first_ms"))) bad |= obj_i64(v, &c->inflight_first_ms);
+    if ((v = fy_map_get(m, "attempted"))) bad |= obj_u64(v, &c->attempted);
     if (!bad && (v = fy_map_get(m, "above"))) {
         if (v->type != MSGPACK_OBJECT_ARRAY) {
             bad = 1;
@@ -295,7 +296,7 @@ ferry_err fy_cursor_put(fy_journal *j, MDB_txn *txn, const char *sink, const fy_
     fy_buf_init(&b, 0);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &b, fy_buf_msgpack_write);
-    int bad = msgpack_pack_map(&pk, 8);
+    int bad = msgpack_pack_map(&pk, 9);
 #define PACK_KEY(s) (bad |= msgpack_pack_str_with_body(&pk, s, sizeof s - 1))
     PACK_KEY("delivered"), bad |= msgpack_pack_uint64(&pk, c->delivered);
     PACK_KEY("sent"), bad |= msgpack_pack_uint64(&pk, c->sent);
@@ -304,6 +305,7 @@ ferry_err fy_cursor_put(fy_journal *j, MDB_txn *txn, const char *sink, const fy_
     PACK_KEY("outside_window"), bad |= msgpack_pack_uint64(&pk, c->outside_window);
     PACK_KEY("last_success_ms"), bad |= msgpack_pack_int64(&pk, c->last_success_ms);
     PACK_KEY("inflight_first_ms"), bad |= msgpack_pack_int64(&pk, c->inflight_first_ms);
+    PACK_KEY("attempted"), bad |= msgpack_pack_uint64(&pk, c->attempted);
     PACK_KEY("above"), bad |= msgpack_pack_array(&pk, c->n_above);
 #undef PACK_KEY
     for (size_t i = 0; i < c->n_above && !bad; i++)
@@ -540,38 +542,74 @@ static uint64_t footprint(const fy_journal *j, size_t len)
     return node;
 }
 
+ferry_err fy_events_prune(fy_journal *j, MDB_txn *txn, uint64_t max_count, uint64_t *pruned)
+{
+    uint64_t w;
+    *pruned = 0;
+    ferry_err e = fy_delivered_everywhere(j, txn, &w);
+    if (!e && w)
+        e = fy_events_delete(j, txn, 0, w, max_count, pruned);
+    if (!e && *pruned)
+        e = fy_meta_add_u64(j, txn, META_PRUNED, *pruned);
+    return e;
+}
+
 /* Deletes events until live data is at most target: delivered ones first,
  * then (evict_oldest) the oldest undelivered ones. Counts both in meta. */
 static ferry_err make_room(fy_journal *j, MDB_txn *txn, uint64_t target, int evict_oldest)
 {
-    uint64_t live, watermark, pruned = 0, evicted = 0, n;
-    ferry_err e;
-    if ((e = fy_live_bytes(j, txn, &live)) || (e = fy_delivered_everywhere(j, txn, &watermark)))
-        return e;
-    for (int pass = 0; pass < 2 && live > target; pass++) {
-        uint64_t upto = pass == 0 ? watermark : UINT64_MAX;
-        if (pass == 1 && !evict_oldest)
+    uint64_t live, evicted = 0, n;
+    ferry_err e = fy_live_bytes(j, txn, &live);
+    while (!e && live > target) { /* delivered events first */
+        if ((e = fy_events_prune(j, txn, 64, &n)) || n == 0)
             break;
-        while (live > target) {
-            if ((e = fy_events_delete(j, txn, 0, upto, 64, &n)))
-                return e;
-            if (n == 0)
-                break;
-            *(pass == 0 ? &pruned : &evicted) += n;
-            if ((e = fy_live_bytes(j, txn, &live)))
-                return e;
-        }
+        e = fy_live_bytes(j, txn, &live);
     }
-    if ((pruned && (e = fy_meta_add_u64(j, txn, META_PRUNED, pruned))) ||
-        (evicted && (e = fy_meta_add_u64(j, txn, META_EVICTED, evicted))))
-        return e;
-    if (live > target) {
+    while (!e && evict_oldest && live > target) { /* then, by policy, the oldest undelivered */
+        if ((e = fy_events_delete(j, txn, 0, UINT64_MAX, 64, &n)) || n == 0)
+            break;
+        evicted += n;
+        e = fy_live_bytes(j, txn, &live);
+    }
+    if (!e && evicted)
+        e = fy_meta_add_u64(j, txn, META_EVICTED, evicted);
+    if (!e && live > target) {
         uint64_t limit = j->map_bytes / 100 * FY_QUOTA_PERCENT;
         return fy_fail(FERRY_EFULL,
                        "journal %s is full: %.1f MiB of %.1f MiB used by undelivered events; policy %s",
                        j->path, (double)live / 1048576.0, (double)limit / 1048576.0,
                        evict_oldest ? "evict-oldest (nothing left to evict)" : "reject");
     }
+    return e;
+}
+
+/* Puts records under seq, seq+1, ...; returns LMDB's code. */
+static int put_records(fy_journal *j, MDB_txn *txn, const fy_rec_ref *recs, size_t n, uint64_t seq)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(txn, j->events, &c);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n && !rc; i++) {
+        unsigned char kb[8];
+        fy_put_be64(kb, seq + i);
+        MDB_val k = mval(kb, 8), d = mval(recs[i].data, recs[i].len);
+        rc = mdb_cursor_put(c, &k, &d, MDB_APPEND);
+    }
+    mdb_cursor_close(c);
+    return rc;
+}
+
+ferry_err fy_events_put(fy_journal *j, MDB_txn *txn, const fy_rec_ref *recs, size_t n, uint64_t *first_seq)
+{
+    uint64_t seq;
+    ferry_err e = fy_seq_next(j, txn, &seq);
+    if (e)
+        return e;
+    int rc = put_records(j, txn, recs, n, seq);
+    if (rc)
+        return fy_fail_lmdb(rc, "journal %s: appending %zu events", j->path, n);
+    *first_seq = seq;
     return FERRY_OK;
 }
 
@@ -598,14 +636,7 @@ static ferry_err append_once(fy_journal *j, const fy_rec_ref *recs, size_t n, in
     }
     if ((e = fy_seq_next(j, txn, &seq)))
         goto fail;
-    MDB_cursor *c;
-    int rc = mdb_cursor_open(txn, j->events, &c);
-    for (size_t i = 0; i < n && !rc; i++) {
-        unsigned char kb[8];
-        fy_put_be64(kb, seq + i);
-        MDB_val k = mval(kb, 8), d = mval(recs[i].data, recs[i].len);
-        rc = mdb_cursor_put(c, &k, &d, MDB_APPEND);
-    }
+    int rc = put_records(j, txn, recs, n, seq);
     if (rc) {
         *map_full = rc == MDB_MAP_FULL;
         e = fy_fail_lmdb(rc, "journal %s: appending %zu events", j->path, n);

@@ -275,7 +275,7 @@ static uint32_t be_n(const unsigned char *p, unsigned n)
 
 static ferry_err corrupt(const scanner *s, const unsigned char *base, const char *why)
 {
-    return fy_fail(FERRY_ECORRUPT, "record corrupt at byte %td: %s", s->p - base, why);
+    return fy_fail(FERRY_ECORRUPT, "corrupt at byte %td: %s", s->p - base, why);
 }
 
 /* Walks one value. Every length is checked against the bytes left before
@@ -360,16 +360,22 @@ static ferry_err scan_value(scanner *s, const unsigned char *base, unsigned dept
     return FERRY_OK;
 }
 
-ferry_err fy_msgpack_check(const void *buf, size_t len)
+ferry_err fy_msgpack_span(const void *buf, size_t len, size_t *used)
 {
     const unsigned char *base = buf;
     scanner s = {base, base + len};
     ferry_err e = scan_value(&s, base, 1);
-    if (e)
-        return e;
-    if (s.p != s.end)
-        return fy_fail(FERRY_ECORRUPT, "record corrupt: %td trailing bytes", s.end - s.p);
-    return FERRY_OK;
+    *used = e ? 0 : (size_t)(s.p - base);
+    return e;
+}
+
+ferry_err fy_msgpack_check(const void *buf, size_t len)
+{
+    size_t used;
+    ferry_err e = fy_msgpack_span(buf, len, &used);
+    if (!e && used != len)
+        return fy_fail(FERRY_ECORRUPT, "corrupt: %zu trailing bytes", len - used);
+    return e;
 }
 
 static ferry_err check_fields(const msgpack_object *arr)
@@ -445,7 +451,7 @@ ferry_err fy_record_decode(const void *buf, size_t len, fy_record *r)
                        want, got);
     ferry_err e = fy_msgpack_check(buf, len);
     if (e)
-        return e;
+        return fy_fail_prefix(e, "record");
 
     msgpack_unpacked_init(&r->up);
     size_t off = 0;

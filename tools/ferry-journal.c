@@ -30,6 +30,11 @@ static void usage(FILE *f)
 "                  destination's cursor\n"
 "  dump            every stored record as JSON Lines in sequence order:\n"
 "                  {\"seq\":N,\"insert_id\":\"...\",\"recorded_at\":MS,\"event\":{...}}\n"
+"  dead [--json]   events a destination rejected for good, with status and reason\n"
+"                  (--json: one object per line, with the event)\n"
+"  requeue [--sink NAME] (SEQ... | --all)\n"
+"                  put dead events back in line: appended again under new sequence\n"
+"                  numbers, with their original insert_id\n"
 "\n"
 "Options:\n"
 "  -j, --journal DIR   journal directory (default: $FERRY_JOURNAL, else\n"
@@ -384,16 +389,178 @@ static int cmd_dump(fy_journal *j, int argc, char **argv)
     return status;
 }
 
+/* ---- dead letters ------------------------------------------------------ */
+
+static int cmd_dead(fy_journal *j, int argc, char **argv)
+{
+    int json = argc == 2 && !strcmp(argv[1], "--json");
+    if (argc > 2 || (argc == 2 && !json)) {
+        fprintf(stderr, PROG " dead: unexpected argument '%s'\n", argv[1]);
+        return EX_USAGE;
+    }
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    ferry_err e = fy_txn_begin(j, MDB_RDONLY, &txn);
+    if (e)
+        return fail(e);
+    int rc = mdb_cursor_open(txn, j->dead, &cur);
+    MDB_val k, d;
+    fy_buf out;
+    fy_buf_init(&out, 0);
+    uint64_t n = 0, bad = 0;
+    char when[40];
+    for (rc = rc ? rc : mdb_cursor_get(cur, &k, &d, MDB_FIRST); !rc; rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+        fy_dead x;
+        fy_record r;
+        if ((e = fy_dead_decode(j, &k, &d, &x)) || (e = fy_record_decode(x.rec, x.rec_len, &r))) {
+            fprintf(stderr, PROG ": %s\n", ferry_last_error());
+            bad++;
+            continue;
+        }
+        n++;
+        fy_buf_reset(&out);
+        if (json) {
+            fy_buf_puts(&out, "{\"sink\":");
+            fy_json_emit_string(&out, x.sink, strlen(x.sink));
+            fy_buf_printf(&out, ",\"seq\":%" PRIu64 ",\"status\":%" PRId64 ",\"at_ms\":%" PRId64 ",\"reason\":",
+                          x.seq, x.status, x.at_ms);
+            fy_json_emit_string(&out, x.reason, strlen(x.reason));
+            fy_buf_puts(&out, ",\"insert_id\":");
+            fy_json_emit_string(&out, r.insert_id, r.insert_id_len);
+            fy_buf_puts(&out, ",\"event\":");
+            fy_json_emit(&out, &r.event);
+            fy_buf_puts(&out, "}\n");
+        } else {
+            iso_time(x.at_ms, when, sizeof when);
+            fy_buf_printf(&out, "%-10s seq %-8" PRIu64 " status %-4" PRId64 " %s  %.*s  (%s)\n", x.sink, x.seq,
+                          x.status, when, (int)r.event_type_len, r.event_type, x.reason);
+        }
+        fy_record_free(&r);
+        fwrite(out.data, 1, out.len, stdout);
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    fy_buf_free(&out);
+    if (rc != MDB_NOTFOUND)
+        return fail(fy_fail_lmdb(rc, "journal %s: reading dead letters", j->path));
+    if (!json)
+        printf("%" PRIu64 " dead event(s)\n", n);
+    return bad ? EX_DATAERR : EX_OK;
+}
+
+static int parse_seq(const char *s, uint64_t *out)
+{
+    int64_t v;
+    if (fy_cli_parse_i64(s, &v) || v <= 0)
+        return -1;
+    *out = (uint64_t)v;
+    return 0;
+}
+
+static int cmd_requeue(fy_journal *j, int argc, char **argv)
+{
+    const char *sink = NULL;
+    int all = 0;
+    uint64_t *want = calloc((size_t)argc, sizeof *want);
+    size_t n_want = 0;
+    if (!want)
+        return fail(fy_fail(FERRY_ENOMEM, "out of memory"));
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--all"))
+            all = 1;
+        else if (!strcmp(argv[i], "--sink") && i + 1 < argc)
+            sink = argv[++i];
+        else if (parse_seq(argv[i], &want[n_want++])) {
+            fprintf(stderr, PROG " requeue: '%s' is not a sequence number\n", argv[i]);
+            free(want);
+            return EX_USAGE;
+        }
+    }
+    if (all == (n_want > 0)) {
+        fprintf(stderr, PROG " requeue: give sequence numbers or --all\n");
+        free(want);
+        return EX_USAGE;
+    }
+    MDB_txn *txn;
+    ferry_err e = fy_txn_begin(j, 0, &txn);
+    if (e) {
+        free(want);
+        return fail(e);
+    }
+    /* Collect first, then requeue: requeueing deletes dead rows under the cursor. */
+    fy_dead *hits = NULL;
+    size_t n_hits = 0;
+    MDB_cursor *cur;
+    MDB_val k, d;
+    int rc = mdb_cursor_open(txn, j->dead, &cur);
+    for (rc = rc ? rc : mdb_cursor_get(cur, &k, &d, MDB_FIRST); !rc && !e; rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+        fy_dead x;
+        if ((e = fy_dead_decode(j, &k, &d, &x)))
+            break;
+        int match = all;
+        for (size_t i = 0; i < n_want && !match; i++)
+            match = want[i] == x.seq;
+        if (!match || (sink && strcmp(sink, x.sink)))
+            continue;
+        /* The record points into the map, valid only until the first update. */
+        void *copy = malloc(x.rec_len + 1);
+        fy_dead *h = copy ? realloc(hits, (n_hits + 1) * sizeof *h) : NULL;
+        if (!h) {
+            free(copy);
+            e = fy_fail(FERRY_ENOMEM, "out of memory");
+            break;
+        }
+        memcpy(copy, x.rec, x.rec_len);
+        x.rec = copy;
+        hits = h;
+        hits[n_hits++] = x;
+    }
+    mdb_cursor_close(cur);
+    if (!e && rc && rc != MDB_NOTFOUND)
+        e = fy_fail_lmdb(rc, "journal %s: reading dead letters", j->path);
+    for (size_t i = 0; i < n_want && !e; i++) {
+        int found = 0;
+        for (size_t h = 0; h < n_hits; h++)
+            found |= hits[h].seq == want[i];
+        if (!found)
+            e = fy_fail(FERRY_EINVAL, "no dead event with sequence number %" PRIu64 "%s%s", want[i],
+                        sink ? " for destination " : "", sink ? sink : "");
+    }
+    uint64_t *new_seqs = calloc(n_hits + 1, sizeof *new_seqs);
+    if (!e && !new_seqs)
+        e = fy_fail(FERRY_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n_hits && !e; i++)
+        e = fy_dead_requeue(j, txn, &hits[i], &new_seqs[i]);
+    if (e)
+        mdb_txn_abort(txn); /* all or nothing */
+    else
+        e = fy_txn_commit(j, txn, "the requeue");
+    if (!e) {
+        for (size_t i = 0; i < n_hits; i++)
+            printf("requeued %s seq %" PRIu64 " as seq %" PRIu64 "\n", hits[i].sink, hits[i].seq, new_seqs[i]);
+        printf("%zu event(s) requeued\n", n_hits);
+    }
+    free(new_seqs);
+    for (size_t i = 0; i < n_hits; i++)
+        free((void *)(uintptr_t)hits[i].rec);
+    free(hits);
+    free(want);
+    return e ? fail(e) : EX_OK;
+}
+
 /* ---- main -------------------------------------------------------------- */
 
 typedef struct command {
     const char *name;
     int (*run)(fy_journal *j, int argc, char **argv);
+    int writes; /* opens the journal for writing */
 } command;
 
 static const command commands[] = {
-    {"dump", cmd_dump},
-    {"stat", cmd_stat},
+    {"dead", cmd_dead, 0},
+    {"dump", cmd_dump, 0},
+    {"requeue", cmd_requeue, 1},
+    {"stat", cmd_stat, 0},
 };
 
 int main(int argc, char **argv)
@@ -434,7 +601,7 @@ int main(int argc, char **argv)
         return EX_USAGE;
     }
     fy_journal j;
-    fy_open_opts o = {.readonly = 1};
+    fy_open_opts o = {.readonly = !cmd->writes};
     ferry_err e = fy_journal_open(&j, dir, &o);
     if (e)
         return fail(e);

@@ -1,0 +1,29 @@
+/* replay.h: one drain of a journal to one destination (replayer/ only). */
+#ifndef REPLAY_H
+#define REPLAY_H
+
+#include <stddef.h>
+
+typedef struct rp_config {
+    const char *journal_dir;
+    const char *url;          /* full endpoint URL */
+    const char *sink;         /* cursor name */
+    const char *api_key;
+    const char *ca_file;      /* extra CA bundle; NULL: the system's */
+    int follow;               /* daemon; else --once */
+    int gzip;
+    int keep_delivered;       /* keep delivered events (forensics) until space is needed */
+    int progress;             /* progress line on stderr */
+    int json;                 /* summary as JSON on stdout */
+    double timeout_s;         /* per request */
+    double max_retry_delay_s; /* backoff cap */
+    double retry_for_s;       /* --once: give up (exit 75) after this long without success */
+    double device_rate;       /* events/s per device; 0: no pacing */
+    size_t max_events;        /* per request */
+    size_t max_bytes;         /* per request, before compression */
+} rp_config;
+
+/* Runs until done (--once) or stopped (--follow); returns the exit code. */
+int rp_run(const rp_config *cfg);
+
+#endif

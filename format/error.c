@@ -34,6 +34,7 @@ const char *ferry_last_error(void) { return fy_msg; }
 
 void fy_clear_error(void) { fy_msg[0] = '\0'; }
 
+static void fy_vset(const char *fmt, va_list ap) FY_PRINTF(1, 0);
 static void fy_vset(const char *fmt, va_list ap)
 {
     vsnprintf(fy_msg, sizeof fy_msg, fmt, ap);

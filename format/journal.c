@@ -418,6 +418,11 @@ static ferry_err check_meta(fy_journal *j, MDB_txn *txn, int create)
     MDB_val k = mval(META_FORMAT, strlen(META_FORMAT)), d;
     int rc = mdb_get(txn, j->meta, &k, &d);
     if (rc == MDB_NOTFOUND && create) {
+        /* Initialise only what this process just created, never someone
+         * else's database that happens to be called "meta". */
+        MDB_stat ms, es;
+        if (mdb_stat(txn, j->meta, &ms) || mdb_stat(txn, j->events, &es) || ms.ms_entries || es.ms_entries)
+            return fy_fail(FERRY_ECORRUPT, "%s holds an LMDB environment that is not a ferry journal", j->path);
         ferry_err e = init_meta(j, txn);
         if (e)
             return e;
@@ -458,10 +463,17 @@ ferry_err fy_journal_open(fy_journal *j, const char *dir, const fy_open_opts *o)
         e = fy_fail(FERRY_EINVAL, "journal path too long: %s", dir);
         goto fail;
     }
+    /* An empty data.mdb is what a crash during creation leaves: no journal yet. */
     struct stat st;
-    int exists = stat(data_path, &st) == 0;
+    int exists = stat(data_path, &st) == 0 && st.st_size > 0;
     if (!exists && (!o->create || o->readonly)) {
         e = fy_fail(FERRY_ENOENT, "no journal at %s", dir);
+        goto fail;
+    }
+    uint64_t want = o->max_bytes ? o->max_bytes : exists ? 0 : FY_DEFAULT_MAX_BYTES;
+    if (want && want < FY_MIN_MAX_BYTES) {
+        e = fy_fail(FERRY_EINVAL, "maximum journal size %llu is below the minimum of %llu bytes",
+                    (unsigned long long)want, (unsigned long long)FY_MIN_MAX_BYTES);
         goto fail;
     }
     if (!exists && (e = make_dirs(dir)))
@@ -470,12 +482,6 @@ ferry_err fy_journal_open(fy_journal *j, const char *dir, const fy_open_opts *o)
     int rc = mdb_env_create(&j->env);
     if (!rc)
         rc = mdb_env_set_maxdbs(j->env, 8);
-    uint64_t want = o->max_bytes ? o->max_bytes : exists ? 0 : FY_DEFAULT_MAX_BYTES;
-    if (want && want < FY_MIN_MAX_BYTES) {
-        e = fy_fail(FERRY_EINVAL, "maximum journal size %llu is below the minimum of %llu bytes",
-                    (unsigned long long)want, (unsigned long long)FY_MIN_MAX_BYTES);
-        goto fail;
-    }
     if (!rc && want)
         rc = mdb_env_set_mapsize(j->env, (size_t)want);
     if (rc) {
@@ -556,24 +562,29 @@ ferry_err fy_events_prune(fy_journal *j, MDB_txn *txn, uint64_t max_count, uint6
 
 /* Deletes events until live data is at most target: delivered ones first,
  * then (evict_oldest) the oldest undelivered ones. Counts both in meta. */
-static ferry_err make_room(fy_journal *j, MDB_txn *txn, uint64_t target, int evict_oldest)
+/* Deletes events until live data is at most `goal`: delivered ones first,
+ * then, with evict_oldest, the oldest undelivered ones (counted in meta).
+ * Fails with FERRY_EFULL only if live data is still above `must`: freeing
+ * a little more than needed is a wish, fitting the new events is not. */
+static ferry_err make_room(fy_journal *j, MDB_txn *txn, uint64_t goal, uint64_t must, int evict_oldest)
 {
-    uint64_t live, evicted = 0, n;
+    uint64_t live = 0, evicted = 0, n = 0, stop = must;
     ferry_err e = fy_live_bytes(j, txn, &live);
-    while (!e && live > target) { /* delivered events first */
+    while (!e && live > goal) { /* delivered events first */
         if ((e = fy_events_prune(j, txn, 64, &n)) || n == 0)
             break;
         e = fy_live_bytes(j, txn, &live);
     }
-    while (!e && evict_oldest && live > target) { /* then, by policy, the oldest undelivered */
+    while (!e && evict_oldest && live > stop) { /* then, by policy, the oldest undelivered */
         if ((e = fy_events_delete(j, txn, 0, UINT64_MAX, 64, &n)) || n == 0)
             break;
         evicted += n;
         e = fy_live_bytes(j, txn, &live);
+        stop = goal; /* once evicting, free the margin too */
     }
     if (!e && evicted)
         e = fy_meta_add_u64(j, txn, META_EVICTED, evicted);
-    if (!e && live > target) {
+    if (!e && live > must) {
         uint64_t limit = j->map_bytes / 100 * FY_QUOTA_PERCENT;
         return fy_fail(FERRY_EFULL,
                        "journal %s is full: %.1f MiB of %.1f MiB used by undelivered events; policy %s",
@@ -619,7 +630,7 @@ static ferry_err append_once(fy_journal *j, const fy_rec_ref *recs, size_t n, in
 {
     *map_full = 0;
     MDB_txn *txn;
-    uint64_t live, seq;
+    uint64_t live = 0, seq = 0;
     uint64_t limit = j->map_bytes / 100 * FY_QUOTA_PERCENT;
     ferry_err e = fy_txn_begin(j, 0, &txn);
     if (e)
@@ -630,8 +641,9 @@ static ferry_err append_once(fy_journal *j, const fy_rec_ref *recs, size_t n, in
         /* Free a little more than needed so that a full journal does not
          * evict on every single append. */
         uint64_t slack = limit / 20;
-        uint64_t target = limit > incoming + slack ? limit - incoming - slack : 0;
-        if ((e = make_room(j, txn, target, evict_oldest)))
+        uint64_t must = limit > incoming ? limit - incoming : 0;
+        uint64_t goal = must > slack ? must - slack : 0;
+        if ((e = make_room(j, txn, goal, must, evict_oldest)))
             goto fail;
     }
     if ((e = fy_seq_next(j, txn, &seq)))
@@ -677,7 +689,7 @@ ferry_err fy_journal_append(fy_journal *j, const fy_rec_ref *recs, size_t n, int
     MDB_txn *txn;
     if ((e = fy_txn_begin(j, 0, &txn)))
         return e;
-    e = make_room(j, txn, limit / 2, evict_oldest);
+    e = make_room(j, txn, limit / 2, limit / 2, evict_oldest);
     if (e) {
         mdb_txn_abort(txn);
     } else if ((e = fy_txn_commit(j, txn, "eviction"))) {

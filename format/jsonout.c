@@ -89,7 +89,12 @@ static ferry_err emit_double(fy_buf *b, double d)
     if (!isfinite(d))
         return fy_buf_puts(b, "null"); /* JSON has no NaN or infinity */
     char tmp[40];
-    for (int prec = 15; prec <= 17; prec++) {
+    /* The shortest form that reads back exactly; below 1e16, starting at
+     * the number of integer digits keeps 100.0 from turning into 1e+02. */
+    int prec = 1;
+    if (fabs(d) >= 10.0 && fabs(d) < 1e16)
+        prec = (int)floor(log10(fabs(d))) + 1;
+    for (; prec <= 17; prec++) {
         snprintf(tmp, sizeof tmp, "%.*g", prec, d);
         if (strtod(tmp, NULL) == d)
             break;

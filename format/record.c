@@ -336,7 +336,7 @@ static ferry_err scan_value(scanner *s, const unsigned char *base, unsigned dept
         s->p += 1 + hdr + skip;
         return FERRY_OK;
     }
-    if (depth >= FY_MAX_DEPTH)
+    if (depth > FY_MAX_DEPTH)
         return corrupt(s, base, "nested too deeply");
     left -= hdr;
     if ((uint64_t)count * (is_map ? 2u : 1u) > left)
@@ -378,7 +378,31 @@ ferry_err fy_msgpack_check(const void *buf, size_t len)
     return e;
 }
 
-static ferry_err check_fields(const msgpack_object *arr)
+/* The one entry for key in an event map: NULL when absent; *dup is set when
+ * the key occurs more than once (readers would disagree on its value). */
+static const msgpack_object *map_get_once(const msgpack_object *map, const char *key, int *dup)
+{
+    const msgpack_object *found = NULL;
+    size_t klen = strlen(key);
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object *k = &map->via.map.ptr[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == klen && memcmp(k->via.str.ptr, key, klen) == 0) {
+            if (found)
+                *dup = 1;
+            found = &map->via.map.ptr[i].val;
+        }
+    }
+    return found;
+}
+
+static int is_int(const msgpack_object *o)
+{
+    return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER || o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER;
+}
+
+/* Checks the record's fixed elements and the event's required fields, and
+ * fills r from them. */
+static ferry_err check_fields(const msgpack_object *arr, fy_record *r)
 {
     if (arr->type != MSGPACK_OBJECT_ARRAY || arr->via.array.size < 4)
         return fy_fail(FERRY_ECORRUPT, "record corrupt: not an array of at least 4 elements");
@@ -388,19 +412,36 @@ static ferry_err check_fields(const msgpack_object *arr)
     if (a[0].via.u64 != FY_RECORD_VERSION)
         return fy_fail(FERRY_EVERSION, "record version %llu is not supported (this build reads %u)",
                        (unsigned long long)a[0].via.u64, FY_RECORD_VERSION);
-    if (a[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER && a[2].type != MSGPACK_OBJECT_NEGATIVE_INTEGER)
+    if (!is_int(&a[2]))
         return fy_fail(FERRY_ECORRUPT, "record corrupt: recorded_at is not an integer");
     if (a[3].type != MSGPACK_OBJECT_MAP)
         return fy_fail(FERRY_ECORRUPT, "record corrupt: event is not a map");
-    const msgpack_object *t = fy_map_get(&a[3], "event_type");
-    const msgpack_object *iid = fy_map_get(&a[3], "insert_id");
-    const msgpack_object *tm = fy_map_get(&a[3], "time");
+    int dup = 0;
+    const msgpack_object *t = map_get_once(&a[3], "event_type", &dup);
+    const msgpack_object *iid = map_get_once(&a[3], "insert_id", &dup);
+    const msgpack_object *tm = map_get_once(&a[3], "time", &dup);
+    const msgpack_object *dev = map_get_once(&a[3], "device_id", &dup);
+    map_get_once(&a[3], "user_id", &dup);
+    if (dup)
+        return fy_fail(FERRY_ECORRUPT, "record corrupt: a required event field appears twice");
     if (!t || t->type != MSGPACK_OBJECT_STR || !t->via.str.size)
         return fy_fail(FERRY_ECORRUPT, "record corrupt: event_type missing");
     if (!iid || iid->type != MSGPACK_OBJECT_STR || !iid->via.str.size)
         return fy_fail(FERRY_ECORRUPT, "record corrupt: insert_id missing");
-    if (!tm || (tm->type != MSGPACK_OBJECT_POSITIVE_INTEGER && tm->type != MSGPACK_OBJECT_NEGATIVE_INTEGER))
+    if (!tm || !is_int(tm))
         return fy_fail(FERRY_ECORRUPT, "record corrupt: time missing");
+    r->version = a[0].via.u64;
+    r->recorded_at_ms = a[2].via.i64; /* same bits for non-negative values */
+    r->event = a[3];
+    r->event_type = t->via.str.ptr;
+    r->event_type_len = t->via.str.size;
+    r->insert_id = iid->via.str.ptr;
+    r->insert_id_len = iid->via.str.size;
+    r->time_ms = tm->via.i64;
+    if (dev && dev->type == MSGPACK_OBJECT_STR) {
+        r->device_id = dev->via.str.ptr;
+        r->device_id_len = dev->via.str.size;
+    }
     return FERRY_OK;
 }
 
@@ -461,29 +502,10 @@ ferry_err fy_record_decode(const void *buf, size_t len, fy_record *r)
         return ur == MSGPACK_UNPACK_NOMEM_ERROR ? fy_fail(FERRY_ENOMEM, "out of memory decoding a record")
                                                 : fy_fail(FERRY_ECORRUPT, "record corrupt: undecodable");
     }
-    e = check_fields(&r->up.data);
-    if (e) {
+    e = check_fields(&r->up.data, r);
+    if (e)
         msgpack_unpacked_destroy(&r->up);
-        return e;
-    }
-    const msgpack_object *a = r->up.data.via.array.ptr;
-    r->version = a[0].via.u64;
-    r->recorded_at_ms = a[2].via.i64; /* same bits for non-negative values */
-    r->event = a[3];
-    const msgpack_object *t = fy_map_get(&r->event, "event_type");
-    const msgpack_object *iid = fy_map_get(&r->event, "insert_id");
-    const msgpack_object *tm = fy_map_get(&r->event, "time");
-    const msgpack_object *dev = fy_map_get(&r->event, "device_id");
-    r->event_type = t->via.str.ptr;
-    r->event_type_len = t->via.str.size;
-    r->insert_id = iid->via.str.ptr;
-    r->insert_id_len = iid->via.str.size;
-    r->time_ms = tm->via.i64;
-    if (dev && dev->type == MSGPACK_OBJECT_STR) {
-        r->device_id = dev->via.str.ptr;
-        r->device_id_len = dev->via.str.size;
-    }
-    return FERRY_OK;
+    return e;
 }
 
 void fy_record_free(fy_record *r) { msgpack_unpacked_destroy(&r->up); }

@@ -188,9 +188,12 @@ static int record_jsonl(ferry_journal *j, const char *path, int atomic, int verb
             k++;
         if (k == r.line.len)
             continue; /* blank line */
-        if ((e = ferry_batch_add_json(b, r.line.data, r.line.len))) {
-            if (e == FERRY_ENOMEM)
-                break;
+        ferry_err bad_line = ferry_batch_add_json(b, r.line.data, r.line.len);
+        if (bad_line == FERRY_ENOMEM) {
+            e = bad_line;
+            break;
+        }
+        if (bad_line) {
             fprintf(stderr, "%s:%lu: %s\n", name, r.lineno, ferry_last_error());
             t.bad++;
             continue;
@@ -279,8 +282,8 @@ int main(int argc, char **argv)
                 status = usage_error("--time %s: expected milliseconds since the epoch", optarg);
             break;
         case OPT_MAX_SIZE:
-            if (fy_cli_parse_size(optarg, &opts.max_bytes))
-                status = usage_error("--max-size %s: expected a size such as 64M", optarg);
+            if (fy_cli_parse_size(optarg, &opts.max_bytes) || opts.max_bytes < (1u << 20))
+                status = usage_error("--max-size %s: expected a size such as 64M, at least the minimum of 1048576 bytes (1M)", optarg);
             break;
         case OPT_DURABILITY:
             if (!strcmp(optarg, "full")) opts.durability = FERRY_DURABILITY_FULL;

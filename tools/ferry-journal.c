@@ -43,7 +43,8 @@ static void usage(FILE *f)
 "  -h, --help          show this help\n"
 "  -V, --version       show the version\n"
 "\n"
-"Exit codes: 0 ok, 64 usage, 65 a record could not be decoded (dump goes on),\n"
+"Exit codes: 0 ok, 64 usage, 65 a record could not be decoded (dump goes on) or\n"
+"the journal's format is newer than this program,\n"
 "66 no journal there, 74 I/O error or corrupt journal.\n");
 }
 
@@ -376,7 +377,8 @@ static int cmd_dump(fy_journal *j, int argc, char **argv)
         mdb_cursor_close(cur);
         mdb_txn_abort(txn);
     }
-    fwrite(out.data, 1, out.len, stdout);
+    if (out.len)
+        fwrite(out.data, 1, out.len, stdout);
     fy_buf_free(&out);
     if (fflush(stdout) != 0) {
         perror(PROG ": writing output");

@@ -276,7 +276,7 @@ static void print_stat_text(const fy_journal *j, const stats *s)
     printf("delivered      %" PRIu64 "\n", s->delivered);
     printf("dead           %" PRIu64 "\n", s->dead);
     printf("evicted        %" PRIu64 "   (undelivered events deleted to make room: lost)\n", s->evicted);
-    printf("pruned         %" PRIu64 "   (delivered events deleted)\n", s->pruned);
+    printf("pruned         %" PRIu64 "   (delivered or dead-lettered events deleted)\n", s->pruned);
     printf("bytes used     %s of %s usable (%.1f%%); bound %s, file %s\n", human(s->live_bytes, h1, sizeof h1),
            human(quota, h2, sizeof h2), 100.0 * (double)s->live_bytes / (double)quota,
            human(j->map_bytes, h3, sizeof h3), human(s->file_bytes, h4, sizeof h4));

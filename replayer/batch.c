@@ -52,6 +52,13 @@ void rp_devices_free(rp_devices *d)
     free(d);
 }
 
+/* A device may send `burst` events at once, then `rate` per second: at most
+ * 1.2 x rate in any one-second window, which is how Amplitude measures. */
+static double burst(const rp_devices *d)
+{
+    return d->rate / 5.0 > 1.0 ? d->rate / 5.0 : 1.0;
+}
+
 static dev *dev_get(rp_devices *d, const char *id, int64_t now)
 {
     dev key = {.id = (char *)(uintptr_t)id};
@@ -63,7 +70,7 @@ static dev *dev_get(rp_devices *d, const char *id, int64_t now)
         free(x);
         return NULL;
     }
-    x->tokens = d->rate > 1.0 ? d->rate : 1.0;
+    x->tokens = burst(d);
     x->refill_ms = now;
     if (!tsearch(x, &d->root, dev_cmp)) {
         dev_free(x);
@@ -93,10 +100,9 @@ static int64_t dev_take(rp_devices *d, dev *x, int64_t now)
         return x->paused_until_ms;
     if (d->rate <= 0)
         return 0;
-    double burst = d->rate > 1.0 ? d->rate : 1.0;
     x->tokens += (double)(now - x->refill_ms) * d->rate / 1000.0;
-    if (x->tokens > burst)
-        x->tokens = burst;
+    if (x->tokens > burst(d))
+        x->tokens = burst(d);
     x->refill_ms = now;
     if (x->tokens < 1.0)
         return now + (int64_t)((1.0 - x->tokens) * 1000.0 / d->rate) + 1;

@@ -43,6 +43,8 @@ static void usage(FILE *f)
 "  --device-rate N          events/s per device (default 25; 800 with --batch-api;\n"
 "                           0: no pacing), under Amplitude's per-device limit\n"
 "  --max-events N           events per request (default and maximum 2000)\n"
+"  --throttle-wait SECONDS  least pause of a device after a 429 (default 30, as\n"
+"                           Amplitude asks; Retry-After wins when longer)\n"
 "  --no-gzip                send uncompressed bodies (gzip is used by default)\n"
 "  --keep-delivered         keep delivered events for forensics until space is needed\n"
 "  --cacert FILE            trust this CA bundle too (TLS is always verified)\n"
@@ -169,11 +171,14 @@ static char *endpoint_url(const char *given, int eu, int batch)
 
 enum { OPT_ONCE = 256, OPT_FOLLOW, OPT_ENDPOINT, OPT_EU, OPT_BATCH, OPT_KEYFILE, OPT_TIMEOUT, OPT_MAXDELAY,
        OPT_RETRYFOR, OPT_SINK, OPT_PROGRESS, OPT_JSON, OPT_RATE, OPT_MAXEVENTS, OPT_NOGZIP, OPT_KEEP,
-       OPT_CACERT };
+       OPT_CACERT, OPT_THROTTLE_WAIT, OPT_KEY_ARGUMENT };
 
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
+        /* Listed so that it is refused, not taken as an abbreviation of
+         * --api-key-file (whose error would print the key). */
+        {"api-key", required_argument, NULL, OPT_KEY_ARGUMENT},
         {"api-key-file", required_argument, NULL, OPT_KEYFILE},
         {"batch-api", no_argument, NULL, OPT_BATCH},
         {"cacert", required_argument, NULL, OPT_CACERT},
@@ -192,12 +197,13 @@ int main(int argc, char **argv)
         {"progress", no_argument, NULL, OPT_PROGRESS},
         {"retry-for", required_argument, NULL, OPT_RETRYFOR},
         {"sink", required_argument, NULL, OPT_SINK},
+        {"throttle-wait", required_argument, NULL, OPT_THROTTLE_WAIT},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     rp_config cfg = {.sink = FY_DEFAULT_SINK, .gzip = 1, .timeout_s = 30, .max_retry_delay_s = 300,
-                     .retry_for_s = 60, .device_rate = -1, .max_events = 2000};
+                     .retry_for_s = 60, .device_rate = -1, .throttle_wait_s = 30, .max_events = 2000};
     const char *jflag = NULL, *endpoint = NULL, *keyfile = NULL;
     int once = 0, follow = 0, eu = 0, batch = 0, c;
     while ((c = getopt_long(argc, argv, "hj:V", longopts, NULL)) != -1) {
@@ -211,6 +217,9 @@ int main(int argc, char **argv)
         case OPT_EU: eu = 1; break;
         case OPT_BATCH: batch = 1; break;
         case OPT_KEYFILE: keyfile = optarg; break;
+        case OPT_KEY_ARGUMENT:
+            return usage_error("the API key is never taken as an argument (it would show in ps and shell "
+                               "history): use --api-key-file FILE or FERRY_API_KEY", NULL);
         case OPT_SINK:
             if (!sink_name_ok(optarg))
                 return usage_error("--sink: use letters, digits, '-', '_' or '.' (at most 64): ", optarg);
@@ -226,12 +235,16 @@ int main(int argc, char **argv)
                 return usage_error("--timeout: expected seconds (at least 1): ", optarg);
             break;
         case OPT_MAXDELAY:
-            if (parse_seconds(optarg, &cfg.max_retry_delay_s) || cfg.max_retry_delay_s < 1)
-                return usage_error("--max-retry-delay: expected seconds (at least 1): ", optarg);
+            if (parse_seconds(optarg, &cfg.max_retry_delay_s) || cfg.max_retry_delay_s < 0.1)
+                return usage_error("--max-retry-delay: expected seconds (at least 0.1): ", optarg);
             break;
         case OPT_RETRYFOR:
             if (parse_seconds(optarg, &cfg.retry_for_s))
                 return usage_error("--retry-for: expected seconds: ", optarg);
+            break;
+        case OPT_THROTTLE_WAIT:
+            if (parse_seconds(optarg, &cfg.throttle_wait_s))
+                return usage_error("--throttle-wait: expected seconds: ", optarg);
             break;
         case OPT_RATE:
             if (parse_seconds(optarg, &cfg.device_rate))

@@ -299,7 +299,7 @@ static int backoff(run *r, double min_s)
     if (!r->fail_since_ms)
         r->fail_since_ms = now;
     r->failures++;
-    double delay = 1.0;
+    double delay = r->cfg->max_retry_delay_s < 1.0 ? r->cfg->max_retry_delay_s : 1.0;
     for (unsigned i = 1; i < r->failures && delay < r->cfg->max_retry_delay_s; i++)
         delay *= 2;
     if (delay > r->cfg->max_retry_delay_s)
@@ -485,13 +485,15 @@ static int step(run *r)
         r->gzip = 0;
         break;
     case RP_THROTTLED: {
-        int64_t until = rp_now_ms() + (int64_t)(v.daily_quota ? 3600 : v.wait_s) * 1000;
+        double wait = (double)v.wait_s > cfg->throttle_wait_s ? (double)v.wait_s : cfg->throttle_wait_s;
+        if (v.daily_quota)
+            wait = 3600; /* over the daily quota: come back much later */
+        int64_t until = rp_now_ms() + (int64_t)(wait * 1000.0);
         for (size_t i = 0; i < v.n_throttled; i++)
             rp_devices_pause(r->dev, v.throttled_ids[i], until);
-        logf_("429 throttled: pausing %zu device(s)/user(s) for %ld s", v.n_throttled,
-              v.daily_quota ? 3600L : v.wait_s);
+        logf_("429 throttled: pausing %zu device(s)/user(s) for %.0f s", v.n_throttled, wait);
         if (v.n_throttled == 0) { /* the whole project is throttled */
-            if (backoff(r, (double)v.wait_s))
+            if (backoff(r, wait))
                 code = finish(r, EX_TEMPFAIL, "throttled for too long");
         } else if (!r->fail_since_ms) {
             r->fail_since_ms = rp_now_ms();

@@ -19,6 +19,7 @@ typedef struct rp_config {
     double max_retry_delay_s; /* backoff cap */
     double retry_for_s;       /* --once: give up (exit 75) after this long without success */
     double device_rate;       /* events/s per device; 0: no pacing */
+    double throttle_wait_s;   /* least pause of a throttled device (Amplitude: 30 s) */
     size_t max_events;        /* per request */
     size_t max_bytes;         /* per request, before compression */
 } rp_config;

@@ -152,9 +152,6 @@ void rp_classify(const rp_response *r, size_t n_events, rp_verdict *v)
             add_ids(v, json_object_get(root, "exceeded_daily_quota_users"), "user:");
             v->daily_quota = v->n_throttled > before;
         }
-        /* Amplitude: pause a throttled id for at least 30 s. */
-        if (v->wait_s < 30)
-            v->wait_s = 30;
     } else {
         v->kind = RP_RETRY; /* 408, 5xx, anything unknown: same events, same ids, later */
     }

@@ -59,7 +59,7 @@ typedef struct rp_verdict {
     char **throttled_ids;  /* device_ids and "user:" + user_ids */
     size_t n_throttled;
     int daily_quota;       /* some ids exceeded the daily quota: pause longer */
-    long wait_s;           /* Retry-After or the documented wait */
+    long wait_s;           /* Retry-After; 0 if absent */
 } rp_verdict;
 
 void rp_classify(const rp_response *r, size_t n_events, rp_verdict *v);

@@ -2,6 +2,7 @@
 #include "fy_cli.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -27,6 +28,17 @@ const char *fy_cli_journal_dir(const char *flag, char *buf, size_t n)
         return NULL;
     snprintf(buf, n, "%s/.local/state/ferry/journal", home);
     return buf;
+}
+
+int fy_cli_usage_error(const char *prog, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", prog);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\nTry '%s --help'.\n", prog);
+    va_end(ap);
+    return EX_USAGE;
 }
 
 int fy_cli_exit_code(ferry_err e)

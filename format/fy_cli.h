@@ -15,6 +15,14 @@
  * (default ~/.local/state/ferry/journal). Returns NULL if none can be made. */
 const char *fy_cli_journal_dir(const char *flag, char *buf, size_t n);
 
+/* Prints "PROG: <message>" and "Try 'PROG --help'." on stderr and returns
+ * EX_USAGE, for `return fy_cli_usage_error(PROG, "...", ...);`. */
+int fy_cli_usage_error(const char *prog, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
 /* The sysexits code for an error (README, "Exit codes"). */
 int fy_cli_exit_code(ferry_err e);
 

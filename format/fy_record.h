@@ -80,5 +80,8 @@ const msgpack_object *fy_map_get(const msgpack_object *map, const char *key);
  * that reads back to the same value and always look like doubles ("1.0"). */
 ferry_err fy_json_emit(fy_buf *b, const msgpack_object *o);
 ferry_err fy_json_emit_string(fy_buf *b, const char *s, size_t n);
+/* Length (1-4) of the valid UTF-8 sequence at p, n > 0 bytes available, or 0
+ * when invalid (overlong forms, surrogates and values past U+10FFFF too). */
+size_t fy_utf8_seq(const unsigned char *p, size_t n);
 
 #endif

@@ -10,8 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Length of the valid UTF-8 sequence at p (1-4), or 0 if invalid. */
-static size_t utf8_seq(const unsigned char *p, size_t n)
+size_t fy_utf8_seq(const unsigned char *p, size_t n)
 {
     unsigned char c = p[0];
     if (c < 0x80)
@@ -50,7 +49,7 @@ ferry_err fy_json_emit_string(fy_buf *b, const char *s, size_t n)
     size_t run = 0; /* start of bytes that need no escaping */
     for (size_t i = 0; i < n;) {
         unsigned char c = p[i];
-        size_t len = c < 0x80 ? 1 : utf8_seq(p + i, n - i);
+        size_t len = c < 0x80 ? 1 : fy_utf8_seq(p + i, n - i);
         const char *esc = NULL;
         char ubuf[8];
         if (len == 0) {

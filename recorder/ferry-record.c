@@ -64,17 +64,7 @@ static void usage(FILE *f)
             JSONL_BATCH);
 }
 
-static int usage_error(const char *fmt, ...) FY_PRINTF(1, 2);
-static int usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, PROG ": ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\nTry '" PROG " --help'.\n");
-    va_end(ap);
-    return EX_USAGE;
-}
+#define usage_error(...) fy_cli_usage_error(PROG, __VA_ARGS__)
 
 /* KEY=VALUE (string) or KEY:=JSON into obj. */
 static int add_pair(json_t *obj, const char *opt, const char *arg)

@@ -62,8 +62,7 @@ static void usage(FILE *f)
 
 static int usage_error(const char *msg, const char *arg)
 {
-    fprintf(stderr, PROG ": %s%s\nTry '" PROG " --help'.\n", msg, arg ? arg : "");
-    return EX_USAGE;
+    return fy_cli_usage_error(PROG, "%s%s", msg, arg ? arg : "");
 }
 
 static void on_signal(int sig)

@@ -117,17 +117,7 @@ static struct {
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static int usage_error(const char *fmt, ...) FY_PRINTF(1, 2);
-static int usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, PROG ": ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\nTry '" PROG " --help'.\n");
-    va_end(ap);
-    return EX_USAGE;
-}
+#define usage_error(...) fy_cli_usage_error(PROG, __VA_ARGS__)
 
 static void logmsg(const char *fmt, ...) FY_PRINTF(1, 2);
 static void logmsg(const char *fmt, ...)

@@ -3,6 +3,7 @@
  * without raw control characters, numbers in JSON form, nothing after the
  * top-level value) and records what ferry-sink needs, but builds no tree. */
 #include "sink_json.h"
+#include "fy_record.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -41,33 +42,6 @@ static const uint8_t str_class[256] = {
     4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
     4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
 };
-
-/* Length of the valid UTF-8 sequence at p (2-4 bytes), or 0. */
-static size_t utf8_seq(const unsigned char *p, size_t n)
-{
-    unsigned char c = p[0];
-    size_t len;
-    uint32_t cp;
-    if (c >= 0xc2 && c <= 0xdf)
-        len = 2, cp = c & 0x1fu;
-    else if (c >= 0xe0 && c <= 0xef)
-        len = 3, cp = c & 0x0fu;
-    else if (c >= 0xf0 && c <= 0xf4)
-        len = 4, cp = c & 0x07u;
-    else
-        return 0;
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3fu);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
-}
 
 static int is_hex(char c)
 {
@@ -109,7 +83,7 @@ static int scan_string(sc *s, sj_val *v)
         case 3:
             return fail(s, "control character in string");
         default: {
-            size_t k = utf8_seq(p, (size_t)(end - p));
+            size_t k = fy_utf8_seq(p, (size_t)(end - p));
             if (!k)
                 return fail(s, "invalid UTF-8 in string");
             p += k;

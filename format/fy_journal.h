@@ -34,6 +34,8 @@ typedef struct fy_journal {
     unsigned char id[16];
     uint32_t format_major, format_minor;
     int readonly;
+    void *map_base;   /* where LMDB mapped data.mdb (found lazily; NULL: unknown) */
+    size_t map_len;
 } fy_journal;
 
 typedef struct fy_open_opts {
@@ -45,6 +47,12 @@ typedef struct fy_open_opts {
 
 ferry_err fy_journal_open(fy_journal *j, const char *dir, const fy_open_opts *o);
 void fy_journal_close(fy_journal *j);
+
+/* Drops this process's page-table entries for the journal's map; the pages
+ * stay in the page cache. A long drain reads the whole file once, and would
+ * otherwise keep all of it counted in the process's resident memory. Call
+ * with no transaction open. Linux: the map is found in /proc/self/maps. */
+void fy_journal_release_pages(fy_journal *j);
 
 /* mdb_txn_begin that adopts a map grown by another process. */
 ferry_err fy_txn_begin(fy_journal *j, unsigned flags, MDB_txn **txn);

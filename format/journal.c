@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -73,6 +74,7 @@ ferry_err fy_txn_begin(fy_journal *j, unsigned flags, MDB_txn **txn)
             break;
         /* Another process grew the map: adopt its size (no txn is open here). */
         mdb_env_set_mapsize(j->env, 0);
+        j->map_base = NULL; /* remapped */
         MDB_envinfo info;
         mdb_env_info(j->env, &info);
         j->map_bytes = info.me_mapsize;
@@ -80,6 +82,36 @@ ferry_err fy_txn_begin(fy_journal *j, unsigned flags, MDB_txn **txn)
     if (rc)
         return fy_fail_lmdb(rc, "journal %s: starting a transaction", j->path);
     return FERRY_OK;
+}
+
+/* The mapping of data.mdb: the shared mapping of the file's inode. */
+static void find_map(fy_journal *j)
+{
+    char path[4200], line[4500];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/data.mdb", j->path);
+    FILE *f = stat(path, &st) == 0 ? fopen("/proc/self/maps", "r") : NULL;
+    if (!f)
+        return;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi, ino;
+        char perms[8];
+        if (sscanf(line, "%lx-%lx %7s %*s %*s %lu", &lo, &hi, perms, &ino) == 4 && ino == st.st_ino &&
+            perms[3] == 's' && hi - lo > (unsigned long)j->page_size) {
+            j->map_base = (void *)(uintptr_t)lo;
+            j->map_len = (size_t)(hi - lo);
+            break;
+        }
+    }
+    fclose(f);
+}
+
+void fy_journal_release_pages(fy_journal *j)
+{
+    if (!j->map_base)
+        find_map(j);
+    if (j->map_base)
+        madvise(j->map_base, j->map_len, MADV_DONTNEED);
 }
 
 ferry_err fy_txn_commit(fy_journal *j, MDB_txn *txn, const char *what)

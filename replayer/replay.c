@@ -374,7 +374,8 @@ int rp_run(const rp_config *cfg)
     else if ((e = with_cursor(&r, edit_nothing, NULL))) /* registers the destination */
         code = journal_fail(&r, e);
     else {
-        r.pending_start = count_pending(&r);
+        /* Counting reads every pending record: only for the progress line. */
+        r.pending_start = cfg->progress ? count_pending(&r) : 0;
         while ((code = step(&r)) < 0)
             ;
     }
@@ -507,5 +508,6 @@ static int step(run *r)
         break;
     }
     rp_verdict_free(&v);
+    fy_journal_release_pages(&r->j); /* the records sent need not stay resident */
     return code;
 }

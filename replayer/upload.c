@@ -16,6 +16,8 @@ volatile sig_atomic_t rp_stop;
 struct rp_http {
     CURL *curl;
     struct curl_slist *plain_headers, *gzip_headers;
+    z_stream z;  /* one compressor for the process: its state is 256 KB */
+    int z_ready;
     fy_buf gz;
     char errbuf[CURL_ERROR_SIZE];
 };
@@ -114,6 +116,8 @@ void rp_http_free(rp_http *h)
     curl_easy_cleanup(h->curl);
     curl_slist_free_all(h->plain_headers);
     curl_slist_free_all(h->gzip_headers);
+    if (h->z_ready)
+        deflateEnd(&h->z);
     fy_buf_free(&h->gz);
     free(h);
 }
@@ -126,26 +130,28 @@ void rp_response_init(rp_response *r)
 
 void rp_response_free(rp_response *r) { fy_buf_free(&r->body); }
 
-static int gzip_into(fy_buf *out, const char *in, size_t len)
+static int gzip_into(rp_http *h, const char *in, size_t len)
 {
-    z_stream z;
-    memset(&z, 0, sizeof z);
-    if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16 /* gzip wrapper */, 8,
-                     Z_DEFAULT_STRATEGY) != Z_OK)
-        return -1;
-    uLong bound = deflateBound(&z, (uLong)len);
-    fy_buf_reset(out);
-    if (fy_buf_reserve(out, bound)) {
-        deflateEnd(&z);
+    z_stream *z = &h->z;
+    if (!h->z_ready) {
+        memset(z, 0, sizeof *z);
+        if (deflateInit2(z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16 /* gzip wrapper */, 8,
+                         Z_DEFAULT_STRATEGY) != Z_OK)
+            return -1;
+        h->z_ready = 1;
+    } else if (deflateReset(z) != Z_OK) {
         return -1;
     }
-    z.next_in = (Bytef *)(uintptr_t)in;
-    z.avail_in = (uInt)len;
-    z.next_out = (Bytef *)out->data;
-    z.avail_out = (uInt)bound;
-    int rc = deflate(&z, Z_FINISH);
-    out->len = z.total_out;
-    deflateEnd(&z);
+    uLong bound = deflateBound(z, (uLong)len);
+    fy_buf_reset(&h->gz);
+    if (fy_buf_reserve(&h->gz, bound))
+        return -1;
+    z->next_in = (Bytef *)(uintptr_t)in;
+    z->avail_in = (uInt)len;
+    z->next_out = (Bytef *)h->gz.data;
+    z->avail_out = (uInt)bound;
+    int rc = deflate(z, Z_FINISH);
+    h->gz.len = z->total_out;
     return rc == Z_STREAM_END ? 0 : -1;
 }
 
@@ -158,7 +164,7 @@ void rp_http_post(rp_http *h, const char *body, size_t len, int gzip, rp_respons
     r->error[0] = '\0';
     r->retry_after_s = 0;
     h->errbuf[0] = '\0';
-    if (gzip && gzip_into(&h->gz, body, len) == 0) {
+    if (gzip && gzip_into(h, body, len) == 0) {
         body = h->gz.data;
         len = h->gz.len;
         curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, h->gzip_headers);

@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <string.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -136,3 +138,106 @@ int fy_lines_next(fy_line_reader *r, int *too_long)
         r->line.len--; /* CRLF files */
     return 1;
 }
+
+void fy_cli_format_time(int64_t ms, char *out, size_t n)
+{
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+    if (ms <= 0 || !gmtime_r(&s, &tm)) {
+        snprintf(out, n, "-");
+        return;
+    }
+    size_t k = strftime(out, n, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + k, n - k, ".%03dZ", (int)(ms % 1000));
+}
+
+static int digits(const char **s, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (**s < '0' || **s > '9')
+            return -1;
+        v = v * 10 + (**s - '0');
+        (*s)++;
+    }
+    *out = v;
+    return 0;
+}
+
+int fy_cli_parse_time(const char *s, int64_t now_ms, int64_t *ms)
+{
+    if (!s || !*s)
+        return -1;
+    size_t n = strlen(s);
+    char unit = s[n - 1];
+    if (n >= 2 && strspn(s, "0123456789") == n - 1 && (unit == 's' || unit == 'm' || unit == 'h' || unit == 'd')) {
+        int64_t v; /* an age: "90s", "15m", "2h", "7d" ago */
+        char num[24];
+        if (n - 1 >= sizeof num)
+            return -1;
+        memcpy(num, s, n - 1);
+        num[n - 1] = '\0';
+        if (fy_cli_parse_i64(num, &v) || v > 100000000)
+            return -1;
+        *ms = now_ms - v * (unit == 's' ? 1000 : unit == 'm' ? 60000 : unit == 'h' ? 3600000 : 86400000);
+        return 0;
+    }
+    if (strspn(s, "0123456789") == strlen(s) || (s[0] == '-' && s[1] && strspn(s + 1, "0123456789") == strlen(s + 1)))
+        return fy_cli_parse_i64(s, ms);
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    int y, mo, d, h = 0, mi = 0, sec = 0, frac = 0;
+    const char *p = s;
+    if (digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) || *p++ != '-' || digits(&p, 2, &d))
+        return -1;
+    if (*p == 'T' || *p == 't' || *p == ' ') {
+        p++;
+        if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &mi))
+            return -1;
+        if (*p == ':') {
+            p++;
+            if (digits(&p, 2, &sec))
+                return -1;
+            if (*p == '.') {
+                p++;
+                int scale = 100, nd = 0;
+                while (*p >= '0' && *p <= '9') {
+                    if (nd++ < 3) {
+                        frac += (*p - '0') * scale;
+                        scale /= 10;
+                    }
+                    p++;
+                }
+                if (nd == 0)
+                    return -1;
+            }
+        }
+    }
+    long off = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int sign = *p++ == '-' ? -1 : 1, oh, om = 0;
+        if (digits(&p, 2, &oh))
+            return -1;
+        if (*p == ':')
+            p++;
+        if (*p && digits(&p, 2, &om))
+            return -1;
+        off = sign * (oh * 3600L + om * 60L);
+    }
+    if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+        return -1;
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1 && !(y == 1969 && mo == 12 && d == 31))
+        return -1;
+    *ms = ((int64_t)t - off) * 1000 + frac;
+    return 0;
+}
+

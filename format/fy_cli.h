@@ -31,6 +31,13 @@ int fy_cli_parse_size(const char *s, uint64_t *out);
 /* A whole decimal integer. Returns 0 on success. */
 int fy_cli_parse_i64(const char *s, int64_t *out);
 
+/* ms since the epoch as "2026-11-29T08:00:00.000Z" (UTC); "-" for ms <= 0. */
+void fy_cli_format_time(int64_t ms, char *out, size_t n);
+/* A time for --since/--until: ms since the epoch, ISO 8601 ("2026-11-29",
+ * "2026-11-29T08:00:00.5Z", "...+02:00"), or an age before now_ms ("90s",
+ * "15m", "2h", "7d"). Returns 0 on success. */
+int fy_cli_parse_time(const char *s, int64_t now_ms, int64_t *ms);
+
 /* Reads lines of at most max bytes; longer ones are skipped, not buffered. */
 typedef struct fy_line_reader {
     FILE *f;

@@ -28,6 +28,7 @@
 typedef struct fy_journal {
     MDB_env *env;
     MDB_dbi meta, events, cursors, dead;
+    MDB_dbi imported; /* provenance of imported events (FORMAT.md); 0 when absent */
     char *path;
     uint64_t map_bytes; /* the bound this process enforces */
     unsigned page_size;
@@ -148,5 +149,9 @@ ferry_err fy_events_put(fy_journal *j, MDB_txn *txn, const fy_rec_ref *recs, siz
  * fails with FERRY_EFULL and nothing stored changes. */
 ferry_err fy_journal_append(fy_journal *j, const fy_rec_ref *recs, size_t n, int evict_oldest,
                             uint64_t *first_seq);
+/* Encoded bytes a batch may hold and always be taken by fy_journal_append
+ * (given room): a quarter of the largest footprint it accepts, since events
+ * over half a page take whole overflow pages. */
+uint64_t fy_journal_max_batch_bytes(const fy_journal *j);
 
 #endif

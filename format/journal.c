@@ -231,9 +231,12 @@ ferry_err fy_events_delete(fy_journal *j, MDB_txn *txn, uint64_t from, uint64_t 
 
 ferry_err fy_live_bytes(fy_journal *j, MDB_txn *txn, uint64_t *bytes)
 {
-    const MDB_dbi dbis[] = {0 /* LMDB's free list */, 1 /* main */, j->meta, j->events, j->cursors, j->dead};
+    const MDB_dbi dbis[] = {0 /* LMDB's free list */, 1 /* main */, j->meta, j->events, j->cursors, j->dead,
+                            j->imported};
     uint64_t pages = 2; /* the two meta pages */
     for (size_t i = 0; i < sizeof dbis / sizeof dbis[0]; i++) {
+        if (i == 6 && !dbis[i])
+            continue;
         MDB_stat st;
         int rc = mdb_stat(txn, dbis[i], &st);
         if (rc)
@@ -442,6 +445,13 @@ static ferry_err open_dbis(fy_journal *j, MDB_txn *txn, int create)
         if (rc)
             return fy_fail_lmdb(rc, "journal %s: opening database %s", j->path, names[i]);
     }
+    /* Optional (a 1.0 addition made by the first import); opened here so
+     * that the size bound counts it. */
+    rc = mdb_dbi_open(txn, "imported", create ? MDB_CREATE : 0, &j->imported);
+    if (rc == MDB_NOTFOUND)
+        j->imported = 0;
+    else if (rc)
+        return fy_fail_lmdb(rc, "journal %s: opening database imported", j->path);
     return FERRY_OK;
 }
 
@@ -698,6 +708,11 @@ fail:
     return e;
 }
 
+uint64_t fy_journal_max_batch_bytes(const fy_journal *j)
+{
+    return j->map_bytes / 100 * FY_QUOTA_PERCENT / 2 / 4;
+}
+
 ferry_err fy_journal_append(fy_journal *j, const fy_rec_ref *recs, size_t n, int evict_oldest,
                             uint64_t *first_seq)
 {
@@ -711,23 +726,26 @@ ferry_err fy_journal_append(fy_journal *j, const fy_rec_ref *recs, size_t n, int
                        j->path, n, (unsigned long long)incoming, (unsigned long long)j->map_bytes);
     int map_full;
     ferry_err e = append_once(j, recs, n, evict_oldest, incoming, first_seq, &map_full);
-    if (!map_full)
-        return e;
     /* LMDB's map filled before our quota did: pages freed earlier are still
-     * pinned by a reader or by the free list. Clear dead readers, free more
-     * space in a transaction of its own, then try once more. */
-    int dead = 0;
-    mdb_reader_check(j->env, &dead);
-    MDB_txn *txn;
-    if ((e = fy_txn_begin(j, 0, &txn)))
-        return e;
-    e = make_room(j, txn, limit / 2, limit / 2, evict_oldest);
-    if (e) {
-        mdb_txn_abort(txn);
-    } else if ((e = fy_txn_commit(j, txn, "eviction"))) {
-        return e;
+     * pinned by a reader, or free space is too fragmented for large events
+     * (overflow pages must be contiguous). Clear dead readers, free more
+     * space in a transaction of its own (its pages become reusable once it
+     * commits), and try again, deeper each round. */
+    for (unsigned round = 1; map_full && round <= 2; round++) {
+        int dead = 0;
+        mdb_reader_check(j->env, &dead);
+        MDB_txn *txn;
+        if ((e = fy_txn_begin(j, 0, &txn)))
+            return e;
+        uint64_t target = limit >> round; /* 1/2, then 1/4 of the quota */
+        e = make_room(j, txn, target, target, evict_oldest);
+        if (e)
+            mdb_txn_abort(txn);
+        else if ((e = fy_txn_commit(j, txn, "eviction")))
+            return e;
+        if (e && e != FERRY_EFULL)
+            return e;
+        e = append_once(j, recs, n, evict_oldest, incoming, first_seq, &map_full);
     }
-    if (e && e != FERRY_EFULL)
-        return e;
-    return append_once(j, recs, n, evict_oldest, incoming, first_seq, &map_full);
+    return e;
 }

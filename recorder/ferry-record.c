@@ -1,7 +1,9 @@
 /* ferry-record: record events into a ferry journal from the shell. */
 #include "ferry.h"
+#include "fy_catalog.h"
 #include "fy_cli.h"
 #include "fy_fail.h"
+#include "service.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -21,6 +23,7 @@ static void usage(FILE *f)
 "Usage: " PROG " [OPTIONS] --type NAME [--device-id ID] [--user-id ID]\n"
 "                    [--prop KEY=VALUE]... [--time MS] [--insert-id ID]\n"
 "       " PROG " [OPTIONS] --jsonl FILE|- [--atomic]\n"
+"       " PROG " [OPTIONS] --listen PATH [--socket-mode MODE] [--socket-group G]\n"
 "\n"
 "Record analytics events into a ferry journal. Exits 0 only when every event\n"
 "it recorded is durable.\n"
@@ -45,6 +48,28 @@ static void usage(FILE *f)
 "      --atomic               record the whole input in one transaction: all\n"
 "                             lines or, if any line is bad, none\n"
 "\n"
+"Event catalog:\n"
+"      --strict               refuse event types missing from the catalog, as\n"
+"                             bad input naming the closest known name (without\n"
+"                             it, any event_type is recorded)\n"
+"      --catalog FILE         the catalog for --strict (default: $FERRY_CATALOG,\n"
+"                             else the installed supervisor-events.tsv); exit\n"
+"                             78 when it cannot be read or is malformed\n"
+"\n"
+"Recording service (README: ferry-record --listen):\n"
+"      --listen PATH          serve in the foreground on a Unix socket: clients\n"
+"                             send one event JSON object per line and get\n"
+"                             'ok SEQ' once it is durable or 'error REASON';\n"
+"                             events of all clients share commits. A line\n"
+"                             '#ferry noack' turns the 'ok' answers off. Stops\n"
+"                             cleanly on SIGTERM. Exit 69: another service\n"
+"                             listens on PATH. With systemd socket activation\n"
+"                             (LISTEN_FDS=1) the socket passed is used\n"
+"      --socket-mode MODE     the socket's permissions (default 0660)\n"
+"      --socket-group GROUP   the socket's group (name or number)\n"
+"      --socket-owner USER    the socket's owner (name or number; root only)\n"
+"      --max-clients N        connections at once (default 256)\n"
+"\n"
 "Journal:\n"
 "  -j, --journal DIR          journal directory (default: $FERRY_JOURNAL, else\n"
 "                             /var/lib/ferry/journal as root, else\n"
@@ -60,11 +85,21 @@ static void usage(FILE *f)
 "  -V, --version              show the version\n"
 "\n"
 "Exit codes: 0 ok, 64 usage, 65 bad input (some line or field), 73 cannot\n"
-"create the journal, 74 I/O error, 75 journal full (temporary).\n",
+"create the journal, 74 I/O error, 75 journal full (temporary), 78 the\n"
+"catalog for --strict cannot be loaded.\n",
             JSONL_BATCH);
 }
 
 #define usage_error(...) fy_cli_usage_error(PROG, __VA_ARGS__)
+
+/* --strict: the loaded catalog; NULL without --strict. */
+static fy_catalog *strict_catalog;
+
+/* --listen --strict: the service checks each line against the catalog. */
+static ferry_err service_strict_check(const void *catalog, const char *json, size_t len)
+{
+    return fy_catalog_check_json(catalog, json, len);
+}
 
 /* KEY=VALUE (string) or KEY:=JSON into obj. */
 static int add_pair(json_t *obj, const char *opt, const char *arg)
@@ -165,6 +200,7 @@ static int record_jsonl(ferry_journal *j, const char *path, int atomic, int verb
     }
     fy_line_reader r;
     fy_lines_init(&r, f, MAX_LINE_BYTES);
+    size_t max_bytes = ferry_max_batch_bytes(j);
     jsonl_totals t = {0, 0, 0, 0};
     int too_long, rc, status = EX_OK;
     while ((rc = fy_lines_next(&r, &too_long)) == 1) {
@@ -178,6 +214,11 @@ static int record_jsonl(ferry_journal *j, const char *path, int atomic, int verb
             k++;
         if (k == r.line.len)
             continue; /* blank line */
+        if (strict_catalog && fy_catalog_check_json(strict_catalog, r.line.data, r.line.len)) {
+            fprintf(stderr, "%s:%lu: %s\n", name, r.lineno, ferry_last_error());
+            t.bad++;
+            continue;
+        }
         ferry_err bad_line = ferry_batch_add_json(b, r.line.data, r.line.len);
         if (bad_line == FERRY_ENOMEM) {
             e = bad_line;
@@ -188,7 +229,9 @@ static int record_jsonl(ferry_journal *j, const char *path, int atomic, int verb
             t.bad++;
             continue;
         }
-        if (!atomic && ferry_batch_count(b) >= JSONL_BATCH && (e = commit(j, b, &t)))
+        /* A transaction per JSONL_BATCH lines, or fewer when events are large. */
+        if (!atomic && (ferry_batch_count(b) >= JSONL_BATCH || ferry_batch_bytes(b) >= max_bytes) &&
+            (e = commit(j, b, &t)))
             break;
     }
     if (rc < 0) {
@@ -221,11 +264,15 @@ static int record_jsonl(ferry_journal *j, const char *path, int atomic, int verb
 
 enum { OPT_TIME = 256, OPT_INSERT_ID, OPT_JSONL, OPT_ATOMIC, OPT_MAX_SIZE, OPT_DURABILITY,
        OPT_OVERFLOW, OPT_OPT_OUT, OPT_USER_PROP };
+enum { OPT_STRICT = 512, OPT_CATALOG };
+enum { OPT_LISTEN = 768, OPT_SOCKET_MODE, OPT_SOCKET_GROUP, OPT_SOCKET_OWNER, OPT_MAX_CLIENTS };
 
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"atomic", no_argument, NULL, OPT_ATOMIC},
+        {"catalog", required_argument, NULL, OPT_CATALOG},
+        {"strict", no_argument, NULL, OPT_STRICT},
         {"device-id", required_argument, NULL, 'd'},
         {"durability", required_argument, NULL, OPT_DURABILITY},
         {"field", required_argument, NULL, 'f'},
@@ -233,6 +280,11 @@ int main(int argc, char **argv)
         {"insert-id", required_argument, NULL, OPT_INSERT_ID},
         {"journal", required_argument, NULL, 'j'},
         {"jsonl", required_argument, NULL, OPT_JSONL},
+        {"listen", required_argument, NULL, OPT_LISTEN},
+        {"max-clients", required_argument, NULL, OPT_MAX_CLIENTS},
+        {"socket-group", required_argument, NULL, OPT_SOCKET_GROUP},
+        {"socket-mode", required_argument, NULL, OPT_SOCKET_MODE},
+        {"socket-owner", required_argument, NULL, OPT_SOCKET_OWNER},
         {"max-size", required_argument, NULL, OPT_MAX_SIZE},
         {"opt-out", no_argument, NULL, OPT_OPT_OUT},
         {"overflow", required_argument, NULL, OPT_OVERFLOW},
@@ -249,6 +301,9 @@ int main(int argc, char **argv)
     ferry_options opts = {0};
     const char *jflag = NULL, *jsonl = NULL;
     int atomic = 0, verbose = 0, c, status = EX_OK;
+    int strict = 0;
+    const char *catalog_path = NULL;
+    fy_service_opts svc = {0};
     json_t *props = json_object(), *uprops = json_object(), *fields = json_object();
 
     while ((c = getopt_long(argc, argv, "d:f:hj:p:t:u:vV", longopts, NULL)) != -1 && status == EX_OK) {
@@ -263,8 +318,15 @@ int main(int argc, char **argv)
         case 'v': verbose = 1; break;
         case 'V': printf(PROG " %s\n", ferry_version()); status = -1; break;
         case OPT_ATOMIC: atomic = 1; break;
+        case OPT_STRICT: strict = 1; break;
+        case OPT_CATALOG: catalog_path = optarg; break;
         case OPT_INSERT_ID: ev.insert_id = optarg; break;
         case OPT_JSONL: jsonl = optarg; break;
+        case OPT_LISTEN: svc.listen = optarg; break;
+        case OPT_MAX_CLIENTS: svc.max_clients = optarg; break;
+        case OPT_SOCKET_GROUP: svc.socket_group = optarg; break;
+        case OPT_SOCKET_MODE: svc.socket_mode = optarg; break;
+        case OPT_SOCKET_OWNER: svc.socket_owner = optarg; break;
         case OPT_OPT_OUT: opts.opt_out = 1; break;
         case OPT_USER_PROP: if (add_pair(uprops, "--user-prop", optarg)) status = EX_USAGE; break;
         case OPT_TIME:
@@ -293,17 +355,43 @@ int main(int argc, char **argv)
                           json_object_size(props) || json_object_size(uprops) || json_object_size(fields);
         if (optind < argc)
             status = usage_error("unexpected argument '%s'", argv[optind]);
+        else if (svc.listen && (jsonl || flags_given || atomic))
+            status = usage_error("%s", "--listen cannot be combined with --jsonl, --atomic or single-event flags");
+        else if (!svc.listen && fy_service_opts_given(&svc))
+            status = usage_error("%s", "--socket-mode, --socket-group, --socket-owner and --max-clients apply to --listen");
         else if (jsonl && flags_given)
             status = usage_error("%s", "--jsonl cannot be combined with single-event flags");
-        else if (!jsonl && !ev.event_type)
-            status = usage_error("%s", "--type NAME or --jsonl FILE is required");
+        else if (!jsonl && !svc.listen && !ev.event_type)
+            status = usage_error("%s", "--type NAME, --jsonl FILE or --listen PATH is required");
         else if (atomic && !jsonl)
             status = usage_error("%s", "--atomic applies to --jsonl");
+        else if (catalog_path && !strict)
+            status = usage_error("%s", "--catalog applies to --strict");
+    }
+    if (status == EX_OK && strict) {
+        ferry_err ce = fy_catalog_load(catalog_path, &strict_catalog);
+        if (ce) {
+            fprintf(stderr, PROG ": %s\n", ferry_last_error());
+            status = EX_CONFIG;
+        } else if (!jsonl && !svc.listen && fy_catalog_check(strict_catalog, ev.event_type, strlen(ev.event_type))) {
+            fprintf(stderr, PROG ": --type: %s\n", ferry_last_error());
+            status = EX_DATAERR;
+        }
     }
     char dirbuf[4096];
     const char *dir = status == EX_OK ? fy_cli_journal_dir(jflag, dirbuf, sizeof dirbuf) : NULL;
     if (status == EX_OK && !dir)
         status = usage_error("%s", "no journal directory: pass -j DIR or set FERRY_JOURNAL");
+    if (status == EX_OK && svc.listen) {
+        svc.verbose = verbose;
+        if (strict_catalog) {
+            svc.check = service_strict_check;
+            svc.check_arg = strict_catalog;
+        }
+        status = fy_service_main(PROG, &svc, dir, &opts); /* opens the journal itself */
+        if (status == EX_OK)
+            status = -1; /* served and stopped cleanly: nothing else to do */
+    }
     ferry_journal *j = NULL;
     if (status == EX_OK) {
         ferry_err e = ferry_open(dir, &opts, &j);
@@ -317,5 +405,6 @@ int main(int argc, char **argv)
     json_decref(props);
     json_decref(uprops);
     json_decref(fields);
+    fy_catalog_free(strict_catalog);
     return status < 0 ? EX_OK : status;
 }

@@ -89,12 +89,19 @@ FERRY_API ferry_err ferry_batch_new(ferry_batch **out);
 FERRY_API ferry_err ferry_batch_add(ferry_batch *b, const ferry_event *ev);
 FERRY_API ferry_err ferry_batch_add_json(ferry_batch *b, const char *json, size_t len);
 FERRY_API size_t ferry_batch_count(const ferry_batch *b);
+/* Encoded bytes of the events in the batch. */
+FERRY_API size_t ferry_batch_bytes(const ferry_batch *b);
 FERRY_API void ferry_batch_clear(ferry_batch *b);
 FERRY_API void ferry_batch_free(ferry_batch *b);
 /* Commits every event of the batch in one transaction; on FERRY_OK the batch
  * is emptied and *first_seq (if not NULL) is the first event's number, the
  * others following consecutively. */
 FERRY_API ferry_err ferry_record_batch(ferry_journal *j, ferry_batch *b, uint64_t *first_seq);
+
+/* A batch size, in encoded bytes, that the journal always takes in one
+ * transaction while it has room: callers that split a stream into batches
+ * (ferry-record --jsonl, the service) stay below it. */
+FERRY_API size_t ferry_max_batch_bytes(const ferry_journal *j);
 
 /* The library's version string, e.g. "0.1.0". */
 FERRY_API const char *ferry_version(void);

@@ -1,5 +1,6 @@
 /* recorder.c: the public recording API over the shared journal layer. */
 #include "ferry.h"
+#include "recorder_internal.h"
 #include "fy_buf.h"
 #include "fy_fail.h"
 #include "fy_journal.h"
@@ -96,6 +97,24 @@ void ferry_batch_free(ferry_batch *b)
 }
 
 size_t ferry_batch_count(const ferry_batch *b) { return b->n; }
+
+size_t ferry_batch_bytes(const ferry_batch *b) { return b->data.len; }
+
+void ferry_release_mapped_pages(ferry_journal *j)
+{
+    if (j->opt_out)
+        return;
+    pthread_mutex_lock(&j->lock); /* a map resize replaces the address */
+    fy_journal_release_pages(&j->jr);
+    pthread_mutex_unlock(&j->lock);
+}
+
+size_t ferry_max_batch_bytes(const ferry_journal *j)
+{
+    if (j->opt_out)
+        return SIZE_MAX;
+    return (size_t)fy_journal_max_batch_bytes(&j->jr);
+}
 
 void ferry_batch_clear(ferry_batch *b)
 {

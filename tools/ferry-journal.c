@@ -5,6 +5,9 @@
 #include "fy_fail.h"
 #include "fy_journal.h"
 #include "fy_record.h"
+#include "fy_catalog.h"
+#include "timeline.h"
+#include "fj.h"
 
 #include <getopt.h>
 #include <inttypes.h>
@@ -28,8 +31,45 @@ static void usage(FILE *f)
 "  stat [--json]   counts: recorded, stored, pending, delivered, dead, evicted,\n"
 "                  bytes used and the bound, oldest pending event, and each\n"
 "                  destination's cursor\n"
+"  stat --by-type | --by-category [--catalog FILE] [--json]\n"
+"                  also count the stored events per event_type or category of\n"
+"                  the catalog (default: $FERRY_CATALOG, else the installed\n"
+"                  supervisor-events.tsv); types not in it count as unknown\n"
 "  dump            every stored record as JSON Lines in sequence order:\n"
 "                  {\"seq\":N,\"insert_id\":\"...\",\"recorded_at\":MS,\"event\":{...}}\n"
+"  timeline [--device-id ID] [--since T] [--until T] [--json]\n"
+"                  device operations from paired events (download, removal,\n"
+"                  kill, install, start, bootstrap, config, boot-config, purge)\n"
+"                  with duration and outcome, unmatched starts (cut off by a\n"
+"                  Supervisor start/Reboot/Shutdown, or no finish stored) and\n"
+"                  per-release summaries (update time end to end). T: ms since\n"
+"                  the epoch, 2026-11-29T08:00:00Z, or an age (90s, 15m, 2h, 7d)\n"
+"  Note: delivered events are deleted by default, so stat --by-type and\n"
+"  timeline see only what is still stored (ferry-replay --keep-delivered).\n"
+"  tail [-n N] [-f, --follow]\n"
+"                  the last N records (default 10) like dump; -f then follows new\n"
+"                  ones as they are recorded (--lines N is -n N)\n"
+"  export --format jsonl|csv|capture [--output FILE] [--force]\n"
+"         [--pending|--delivered|--dead|--all] [--since TIME] [--until TIME]\n"
+"         [--type NAME]... [--device-id ID] [--progress] [--json]\n"
+"                  a consistent snapshot: jsonl (one event per line with seq,\n"
+"                  insert_id and delivery state), csv (RFC 4180, formula cells\n"
+"                  neutralised) or capture (portable, verifiable file to import\n"
+"                  elsewhere); written atomically, never over an existing file\n"
+"                  without --force; prints the file's SHA-256. TIME: ms since the\n"
+"                  epoch or 2026-11-29[T07:00[:00[.000]]][Z|+HH:MM] (UTC default)\n"
+"  verify [--json] [CAPTURE | DIR]\n"
+"                  check a journal (records, sequence numbers, cursors, meta) or\n"
+"                  a capture (digests, hash chain): each problem with its place\n"
+"  import CAPTURE [-j DIR] [--max-size SIZE] [--progress] [--json]\n"
+"                  load a capture (checked first; all or nothing) keeping order,\n"
+"                  insert_ids, times and delivery state; again adds nothing\n"
+"  copy DEST [--json]\n"
+"                  compacted hot copy of the journal into the new directory DEST\n"
+"                  (same architecture only; use a capture to move elsewhere)\n"
+"  purge (--delivered | --all --yes) [--json]\n"
+"                  delete delivered events, or every event and dead letter;\n"
+"                  sequence numbers are never reused\n"
 "  dead [--json]   events a destination rejected for good, with status and reason\n"
 "                  (--json: one object per line, with the event)\n"
 "  requeue [--sink NAME] (SEQ... | --all)\n"
@@ -45,7 +85,8 @@ static void usage(FILE *f)
 "\n"
 "Exit codes: 0 ok, 64 usage, 65 a record could not be decoded (dump goes on) or\n"
 "the journal's format is newer than this program,\n"
-"66 no journal there, 74 I/O error or corrupt journal.\n");
+"66 no journal there, 73 the output exists (export, copy), 74 I/O error or corrupt\n"
+"journal, 75 the journal is too small (import); verify: 65 problems found.\n");
 }
 
 static int fail(ferry_err e)
@@ -54,17 +95,6 @@ static int fail(ferry_err e)
     return fy_cli_exit_code(e);
 }
 
-static void iso_time(int64_t ms, char *out, size_t n)
-{
-    time_t s = (time_t)(ms / 1000);
-    struct tm tm;
-    if (ms <= 0 || !gmtime_r(&s, &tm)) {
-        snprintf(out, n, "-");
-        return;
-    }
-    size_t k = strftime(out, n, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + k, n - k, ".%03dZ", (int)(ms % 1000));
-}
 
 /* ---- stat -------------------------------------------------------------- */
 
@@ -72,22 +102,17 @@ typedef struct dest {
     char name[256];
     fy_cursor c;
     uint64_t pending;
+    uint64_t oldest_seq;       /* first event still pending for it (0: none) */
+    int64_t oldest_recorded_ms;
 } dest;
 
-static int is_above(const fy_cursor *c, uint64_t seq)
-{
-    size_t lo = 0, hi = c->n_above;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (c->above[mid] == seq)
-            return 1;
-        if (c->above[mid] < seq)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return 0;
-}
+/* Dead letters counted by destination, status and reason. */
+typedef struct dead_reason {
+    char sink[256];
+    int64_t status;
+    char reason[512];
+    uint64_t count;
+} dead_reason;
 
 typedef struct stats {
     uint64_t recorded, stored, pending, delivered, dead, evicted, pruned;
@@ -96,6 +121,10 @@ typedef struct stats {
     int64_t oldest_recorded_ms, oldest_time_ms;
     dest *dests;
     size_t n_dests;
+    dead_reason *reasons;
+    size_t n_reasons;
+    int64_t now_ms;
+    const fy_buf *extra_json; /* more keys for stat --json (--by-type, --by-category) */
 } stats;
 
 static ferry_err load_dests(fy_journal *j, MDB_txn *txn, stats *s)
@@ -157,24 +186,72 @@ static ferry_err count_pending(fy_journal *j, MDB_txn *txn, stats *s)
         int any = 0;
         for (size_t i = 0; i < s->n_dests; i++) {
             dest *x = &s->dests[i];
-            if (seq > x->c.delivered && !is_above(&x->c, seq))
-                x->pending++, any = 1;
+            if (fy_cursor_is_done(&x->c, seq))
+                continue;
+            if (x->pending++ == 0)
+                x->oldest_seq = seq;
+            any = 1;
         }
         if (!any)
             continue;
-        if (s->pending++ == 0) {
-            fy_record r;
-            s->oldest_seq = seq;
-            if (fy_record_decode(d.mv_data, d.mv_size, &r) == FERRY_OK) {
+        int first_anywhere = s->pending++ == 0, first_for_some = 0;
+        for (size_t i = 0; i < s->n_dests; i++)
+            first_for_some |= s->dests[i].oldest_seq == seq;
+        if (!first_anywhere && !first_for_some)
+            continue;
+        fy_record r; /* decoded only for the oldest pending event of each destination */
+        if (fy_record_decode(d.mv_data, d.mv_size, &r) == FERRY_OK) {
+            if (first_anywhere) {
+                s->oldest_seq = seq;
                 s->oldest_recorded_ms = r.recorded_at_ms;
                 s->oldest_time_ms = r.time_ms;
-                fy_record_free(&r);
             }
+            for (size_t i = 0; i < s->n_dests; i++)
+                if (s->dests[i].oldest_seq == seq)
+                    s->dests[i].oldest_recorded_ms = r.recorded_at_ms;
+            fy_record_free(&r);
         }
     }
     mdb_cursor_close(cur);
     if (rc != MDB_NOTFOUND)
         e = fy_fail_lmdb(rc, "journal %s: reading events", j->path);
+    return e;
+}
+
+static ferry_err count_dead(fy_journal *j, MDB_txn *txn, stats *s)
+{
+    MDB_cursor *cur;
+    MDB_val k, d;
+    int rc = mdb_cursor_open(txn, j->dead, &cur);
+    if (rc)
+        return fy_fail_lmdb(rc, "journal %s: reading dead letters", j->path);
+    ferry_err e = FERRY_OK;
+    for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); !rc && !e; rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+        fy_dead x;
+        if (fy_dead_decode(j, &k, &d, &x))
+            continue; /* verify reports damaged rows */
+        size_t i = 0;
+        while (i < s->n_reasons && (s->reasons[i].status != x.status || strcmp(s->reasons[i].sink, x.sink) ||
+                                    strcmp(s->reasons[i].reason, x.reason)))
+            i++;
+        if (i == s->n_reasons) {
+            dead_reason *n = realloc(s->reasons, (s->n_reasons + 1) * sizeof *n);
+            if (!n) {
+                e = fy_fail(FERRY_ENOMEM, "out of memory");
+                break;
+            }
+            s->reasons = n;
+            memset(&n[i], 0, sizeof n[i]);
+            snprintf(n[i].sink, sizeof n[i].sink, "%s", x.sink);
+            snprintf(n[i].reason, sizeof n[i].reason, "%s", x.reason);
+            n[i].status = x.status;
+            s->n_reasons++;
+        }
+        s->reasons[i].count++;
+    }
+    mdb_cursor_close(cur);
+    if (!e && rc != MDB_NOTFOUND)
+        e = fy_fail_lmdb(rc, "journal %s: reading dead letters", j->path);
     return e;
 }
 
@@ -185,6 +262,7 @@ static ferry_err gather(fy_journal *j, stats *s)
     ferry_err e = fy_txn_begin(j, MDB_RDONLY, &txn);
     if (e)
         return e;
+    s->now_ms = fy_now_ms();
     if ((e = fy_seq_last(j, txn, &s->recorded)) || (e = fy_meta_get_u64(j, txn, "evicted", &s->evicted)) ||
         (e = fy_meta_get_u64(j, txn, "pruned", &s->pruned)) ||
         (e = fy_meta_get_u64(j, txn, "created_ms", &s->created_ms)) ||
@@ -195,6 +273,7 @@ static ferry_err gather(fy_journal *j, stats *s)
         s->stored = st.ms_entries;
     if (mdb_stat(txn, j->dead, &st) == 0)
         s->dead = st.ms_entries;
+    e = count_dead(j, txn, s);
 done:
     mdb_txn_abort(txn);
     char path[4200];
@@ -226,8 +305,10 @@ static void print_stat_json(const fy_journal *j, const stats *s)
                   s->delivered, s->dead, s->evicted, s->pruned, s->live_bytes, s->file_bytes, s->disk_bytes,
                   j->map_bytes, j->map_bytes / 100 * FY_QUOTA_PERCENT);
     if (s->pending)
-        fy_buf_printf(&b, ",\"oldest_pending\":{\"seq\":%" PRIu64 ",\"recorded_at\":%" PRId64 ",\"time\":%" PRId64 "}",
-                      s->oldest_seq, s->oldest_recorded_ms, s->oldest_time_ms);
+        fy_buf_printf(&b,
+                      ",\"oldest_pending\":{\"seq\":%" PRIu64 ",\"recorded_at\":%" PRId64 ",\"time\":%" PRId64
+                      ",\"age_ms\":%" PRId64 "}",
+                      s->oldest_seq, s->oldest_recorded_ms, s->oldest_time_ms, s->now_ms - s->oldest_recorded_ms);
     else
         fy_buf_puts(&b, ",\"oldest_pending\":null");
     fy_buf_puts(&b, ",\"destinations\":[");
@@ -239,11 +320,25 @@ static void print_stat_json(const fy_journal *j, const stats *s)
                       ",\"delivered_through\":%" PRIu64 ",\"delivered_above\":%zu,\"pending\":%" PRIu64
                       ",\"sent\":%" PRIu64 ",\"resent\":%" PRIu64 ",\"dead\":%" PRIu64
                       ",\"resent_outside_dedup_window\":%" PRIu64 ",\"last_success_ms\":%" PRId64
-                      ",\"inflight_first_attempt_ms\":%" PRId64 "}",
+                      ",\"inflight_first_attempt_ms\":%" PRId64 ",\"oldest_pending_seq\":%" PRIu64
+                      ",\"lag_ms\":%" PRId64 "}",
                       x->c.delivered, x->c.n_above, x->pending, x->c.sent, x->c.resent, x->c.dead,
-                      x->c.outside_window, x->c.last_success_ms, x->c.inflight_first_ms);
+                      x->c.outside_window, x->c.last_success_ms, x->c.inflight_first_ms, x->oldest_seq,
+                      x->pending ? s->now_ms - x->oldest_recorded_ms : 0);
     }
-    fy_buf_puts(&b, "]}\n");
+    fy_buf_puts(&b, "],\"dead_by_reason\":[");
+    for (size_t i = 0; i < s->n_reasons; i++) {
+        const dead_reason *d = &s->reasons[i];
+        fy_buf_puts(&b, i ? ",{\"sink\":" : "{\"sink\":");
+        fy_json_emit_string(&b, d->sink, strlen(d->sink));
+        fy_buf_printf(&b, ",\"status\":%" PRId64 ",\"reason\":", d->status);
+        fy_json_emit_string(&b, d->reason, strlen(d->reason));
+        fy_buf_printf(&b, ",\"count\":%" PRIu64 "}", d->count);
+    }
+    fy_buf_puts(&b, "]");
+    if (s->extra_json) /* stat --by-type / --by-category */
+        fy_buf_append(&b, s->extra_json->data, s->extra_json->len);
+    fy_buf_puts(&b, "}\n");
     fwrite(b.data, 1, b.len, stdout);
     fy_buf_free(&b);
 }
@@ -268,7 +363,7 @@ static void print_stat_text(const fy_journal *j, const stats *s)
     printf("journal id     ");
     for (int i = 0; i < 16; i++)
         printf("%02x", j->id[i]);
-    iso_time((int64_t)s->created_ms, t1, sizeof t1);
+    fy_cli_format_time((int64_t)s->created_ms, t1, sizeof t1);
     printf("\nformat         %u.%u\ncreated        %s\n", j->format_major, j->format_minor, t1);
     printf("recorded       %" PRIu64 "   (sequence numbers handed out)\n", s->recorded);
     printf("stored         %" PRIu64 "\n", s->stored);
@@ -281,45 +376,217 @@ static void print_stat_text(const fy_journal *j, const stats *s)
            human(quota, h2, sizeof h2), 100.0 * (double)s->live_bytes / (double)quota,
            human(j->map_bytes, h3, sizeof h3), human(s->file_bytes, h4, sizeof h4));
     if (s->pending) {
-        iso_time(s->oldest_recorded_ms, t1, sizeof t1);
-        iso_time(s->oldest_time_ms, t2, sizeof t2);
-        printf("oldest pending seq %" PRIu64 ", recorded %s, event time %s\n", s->oldest_seq, t1, t2);
+        fy_cli_format_time(s->oldest_recorded_ms, t1, sizeof t1);
+        fy_cli_format_time(s->oldest_time_ms, t2, sizeof t2);
+        printf("oldest pending seq %" PRIu64 ", recorded %s (%.0f s ago), event time %s\n", s->oldest_seq, t1,
+               (double)(s->now_ms - s->oldest_recorded_ms) / 1000.0, t2);
     } else {
         printf("oldest pending -\n");
     }
     printf("destinations\n");
     for (size_t i = 0; i < s->n_dests; i++) {
         const dest *x = &s->dests[i];
-        iso_time(x->c.last_success_ms, t1, sizeof t1);
+        fy_cli_format_time(x->c.last_success_ms, t1, sizeof t1);
         printf("  %-12s delivered through seq %" PRIu64 " (+%zu above), pending %" PRIu64 ", sent %" PRIu64
-               ", resent %" PRIu64 ", dead %" PRIu64 ", last success %s\n",
-               x->name, x->c.delivered, x->c.n_above, x->pending, x->c.sent, x->c.resent, x->c.dead, t1);
+               ", resent %" PRIu64 " (%" PRIu64 " after the dedup window), dead %" PRIu64 ", last success %s",
+               x->name, x->c.delivered, x->c.n_above, x->pending, x->c.sent, x->c.resent, x->c.outside_window,
+               x->c.dead, t1);
+        if (x->pending)
+            printf(", lag %.0f s", (double)(s->now_ms - x->oldest_recorded_ms) / 1000.0);
+        putchar('\n');
+    }
+    if (s->n_reasons)
+        printf("dead letters by reason\n");
+    for (size_t i = 0; i < s->n_reasons; i++)
+        printf("  %-12s %6" PRIu64 "  status %" PRId64 ": %s\n", s->reasons[i].sink, s->reasons[i].count,
+               s->reasons[i].status, s->reasons[i].reason);
+}
+
+/* ---- stat --by-type / --by-category (stored events, against the catalog) -- */
+
+typedef struct breakdown {
+    const fy_catalog *cat;
+    jt_type_count *types;
+    size_t n_types;
+    uint64_t *per_cat; /* fy_catalog_n_categories + 1 (unknown) */
+    uint64_t unknown_events;
+    size_t unknown_types;
+} breakdown;
+
+static int cmp_count_desc(const void *a, const void *b)
+{
+    const jt_type_count *x = a, *y = b;
+    if (x->count != y->count)
+        return x->count > y->count ? -1 : 1;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->name, y->name, n);
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+static ferry_err breakdown_gather(fy_journal *j, breakdown *bd, uint64_t *undecodable)
+{
+    ferry_err e = jt_count_types(j, &bd->types, &bd->n_types, undecodable);
+    if (e)
+        return e;
+    size_t nc = fy_catalog_n_categories(bd->cat);
+    bd->per_cat = calloc(nc + 1, sizeof *bd->per_cat);
+    if (!bd->per_cat)
+        return fy_fail(FERRY_ENOMEM, "out of memory");
+    if (bd->n_types)
+        qsort(bd->types, bd->n_types, sizeof *bd->types, cmp_count_desc);
+    for (size_t i = 0; i < bd->n_types; i++) {
+        size_t k = fy_catalog_find(bd->cat, bd->types[i].name, bd->types[i].len);
+        if (k == FY_CATALOG_NONE) {
+            bd->per_cat[nc] += bd->types[i].count;
+            bd->unknown_events += bd->types[i].count;
+            bd->unknown_types++;
+        } else {
+            bd->per_cat[fy_catalog_category_index(bd->cat, k)] += bd->types[i].count;
+        }
+    }
+    return FERRY_OK;
+}
+
+static void breakdown_json(const breakdown *bd, int by_type, int by_cat, fy_buf *b)
+{
+    const char *path = fy_catalog_path(bd->cat);
+    fy_buf_puts(b, ",\"catalog\":");
+    fy_json_emit_string(b, path, strlen(path));
+    if (by_type) {
+        fy_buf_puts(b, ",\"by_type\":{");
+        for (size_t i = 0; i < bd->n_types; i++) {
+            if (i)
+                fy_buf_putc(b, ',');
+            fy_json_emit_string(b, bd->types[i].name, bd->types[i].len);
+            fy_buf_printf(b, ":%" PRIu64, bd->types[i].count);
+        }
+        fy_buf_puts(b, "},\"unknown_types\":{");
+        int first = 1;
+        for (size_t i = 0; i < bd->n_types; i++) {
+            if (fy_catalog_find(bd->cat, bd->types[i].name, bd->types[i].len) != FY_CATALOG_NONE)
+                continue;
+            if (!first)
+                fy_buf_putc(b, ',');
+            first = 0;
+            fy_json_emit_string(b, bd->types[i].name, bd->types[i].len);
+            fy_buf_printf(b, ":%" PRIu64, bd->types[i].count);
+        }
+        fy_buf_putc(b, '}');
+    }
+    if (by_cat) {
+        size_t nc = fy_catalog_n_categories(bd->cat);
+        fy_buf_puts(b, ",\"by_category\":{");
+        for (size_t k = 0; k < nc; k++) {
+            const char *name = fy_catalog_category_at(bd->cat, k);
+            fy_json_emit_string(b, name, strlen(name));
+            fy_buf_printf(b, ":%" PRIu64 ",", bd->per_cat[k]);
+        }
+        fy_buf_printf(b, "\"unknown\":%" PRIu64 "}", bd->per_cat[nc]);
+    }
+}
+
+/* A name as is, or JSON-quoted when it holds control characters. */
+static void print_name(const char *s, size_t n)
+{
+    int plain = 1;
+    for (size_t i = 0; i < n; i++)
+        plain &= (unsigned char)s[i] >= 0x20 && s[i] != 0x7f;
+    if (plain) {
+        fwrite(s, 1, n, stdout);
+        return;
+    }
+    fy_buf b;
+    fy_buf_init(&b, 0);
+    fy_json_emit_string(&b, s, n);
+    fwrite(b.data, 1, b.len, stdout);
+    fy_buf_free(&b);
+}
+
+static void breakdown_text(const breakdown *bd, int by_type, int by_cat)
+{
+    size_t nc = fy_catalog_n_categories(bd->cat);
+    if (by_type) {
+        printf("by event type (stored events; catalog %s)\n", fy_catalog_path(bd->cat));
+        for (size_t i = 0; i < bd->n_types; i++) {
+            size_t k = fy_catalog_find(bd->cat, bd->types[i].name, bd->types[i].len);
+            printf("  %10" PRIu64 "  %-14s ", bd->types[i].count,
+                   k == FY_CATALOG_NONE ? "unknown" : fy_catalog_category(bd->cat, k));
+            print_name(bd->types[i].name, bd->types[i].len);
+            putchar('\n');
+        }
+        printf("  %zu type(s), %zu of them not in the catalog (%" PRIu64 " event(s))\n", bd->n_types,
+               bd->unknown_types, bd->unknown_events);
+    }
+    if (by_cat) {
+        printf("by category (stored events; catalog %s)\n", fy_catalog_path(bd->cat));
+        for (size_t k = 0; k < nc; k++)
+            printf("  %10" PRIu64 "  %s\n", bd->per_cat[k], fy_catalog_category_at(bd->cat, k));
+        printf("  %10" PRIu64 "  unknown\n", bd->per_cat[nc]);
     }
 }
 
 static int cmd_stat(fy_journal *j, int argc, char **argv)
 {
-    int json = 0;
+    int json = 0, by_type = 0, by_cat = 0;
+    const char *catalog_path = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json"))
             json = 1;
+        else if (!strcmp(argv[i], "--by-type"))
+            by_type = 1;
+        else if (!strcmp(argv[i], "--by-category"))
+            by_cat = 1;
+        else if (!strcmp(argv[i], "--catalog") && i + 1 < argc)
+            catalog_path = argv[++i];
         else {
             fprintf(stderr, PROG " stat: unexpected argument '%s'\n", argv[i]);
             return EX_USAGE;
         }
     }
+    if (catalog_path && !by_type && !by_cat) {
+        fprintf(stderr, PROG " stat: --catalog applies to --by-type and --by-category\n");
+        return EX_USAGE;
+    }
+    breakdown bd;
+    memset(&bd, 0, sizeof bd);
+    fy_catalog *cat = NULL;
+    fy_buf extra;
+    fy_buf_init(&extra, 0);
+    uint64_t undecodable = 0;
+    if (by_type || by_cat) {
+        if (fy_catalog_load(catalog_path, &cat)) {
+            fprintf(stderr, PROG ": %s\n", ferry_last_error());
+            return EX_CONFIG;
+        }
+        bd.cat = cat;
+    }
     stats s;
     memset(&s, 0, sizeof s);
-    ferry_err e = gather(j, &s);
+    ferry_err e = cat ? breakdown_gather(j, &bd, &undecodable) : FERRY_OK;
+    if (!e)
+        e = gather(j, &s);
+    if (!e && cat && json) {
+        breakdown_json(&bd, by_type, by_cat, &extra);
+        s.extra_json = &extra;
+    }
     if (!e) {
         if (json)
             print_stat_json(j, &s);
         else
             print_stat_text(j, &s);
+        if (cat && !json)
+            breakdown_text(&bd, by_type, by_cat);
     }
     for (size_t i = 0; i < s.n_dests; i++)
         fy_cursor_free(&s.dests[i].c);
     free(s.dests);
+    free(s.reasons);
+    jt_free_types(bd.types, bd.n_types);
+    free(bd.per_cat);
+    fy_catalog_free(cat);
+    fy_buf_free(&extra);
+    if (!e && undecodable)
+        return EX_DATAERR;
     return e ? fail(e) : EX_OK;
 }
 
@@ -433,7 +700,7 @@ static int cmd_dead(fy_journal *j, int argc, char **argv)
             fy_json_emit(&out, &r.event);
             fy_buf_puts(&out, "}\n");
         } else {
-            iso_time(x.at_ms, when, sizeof when);
+            fy_cli_format_time(x.at_ms, when, sizeof when);
             fy_buf_printf(&out, "%-10s seq %-8" PRIu64 " status %-4" PRId64 " %s  %.*s  (%s)\n", x.sink, x.seq,
                           x.status, when, (int)r.event_type_len, r.event_type, x.reason);
         }
@@ -559,8 +826,13 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
+    {"copy", fj_cmd_copy, 0},
+    {"export", fj_cmd_export, 0},
+    {"purge", fj_cmd_purge, 1},
+    {"tail", fj_cmd_tail, 0},
     {"dead", cmd_dead, 0},
     {"dump", cmd_dump, 0},
+    {"timeline", jt_timeline_cmd, 0},
     {"requeue", cmd_requeue, 1},
     {"stat", cmd_stat, 0},
 };
@@ -587,6 +859,11 @@ int main(int argc, char **argv)
     if (optind >= argc) {
         usage(stderr);
         return EX_USAGE;
+    }
+    fj_dir_command *own = fj_find_dir_command(argv[optind]); /* verify, import: open the journal themselves */
+    if (own) {
+        char ownbuf[4096];
+        return own(fy_cli_journal_dir(jflag, ownbuf, sizeof ownbuf), argc - optind, argv + optind);
     }
     const command *cmd = NULL;
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

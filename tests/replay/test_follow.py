@@ -16,8 +16,15 @@ class Follow(ReplayCase):
         env = dict(os.environ, FERRY_API_KEY=KEY)
         self.stderr_path = os.path.join(self.tmp, "replay.err")
         self.err = open(self.stderr_path, "wb")
-        return subprocess.Popen(self.replay_cmd(target, "--device-rate", "0", "--max-retry-delay", "0.2", *args,
+        proc = subprocess.Popen(self.replay_cmd(target, "--device-rate", "0", "--max-retry-delay", "0.2", *args,
                                                 once=False), stdout=subprocess.PIPE, stderr=self.err, env=env)
+        self.addCleanup(self.reap, proc)  # even when an assertion fails first
+        return proc
+
+    def reap(self, proc):
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
     def wait_until(self, cond, what):
         for _ in range(WAIT_TRIES):

@@ -222,12 +222,27 @@ ferry_err fy_policy_redact(fy_policy *p, const char *regex)
 
 /* ---- applying ---------------------------------------------------------- */
 
+typedef struct next_match {
+    int state; /* 0: unknown, 1: [so, eo) is the next match, 2: none left */
+    size_t so, eo;
+} next_match;
+
 typedef struct walk {
     const fy_policy *p;
     fy_policy_counts *c;
-    size_t *scratch; /* per path depth d: rule indices at [d * 2 * nrules] */
-    fy_buf out;      /* redaction output */
+    size_t *scratch;  /* per path depth d: rule indices at [d * 2 * nrules] */
+    fy_buf out;       /* redaction output, capped at a record's size */
+    next_match *next; /* per pattern */
 } walk;
+
+/* A redacted value outgrew the record limit: the event cannot be stored. */
+static ferry_err grown(ferry_err e)
+{
+    if (e != FERRY_ETOOBIG)
+        return e;
+    return fy_fail(FERRY_ETOOBIG, "event too large: a redacted property value exceeds %u bytes",
+                   FY_MAX_RECORD_BYTES);
+}
 
 static int seg_match(const seg *s, const char *key) { return !s->name || !strcmp(s->name, key); }
 
@@ -320,7 +335,9 @@ static void widen(const char *s, size_t n, size_t lo, size_t *so, size_t *eo)
 
 /* Redacts every match in one string value. Strings never hold NUL here (the
  * JSON parser refuses \u0000, C strings cannot hold it), so regexec sees the
- * whole value. */
+ * whole value. Each pattern's next match is remembered until passed: without
+ * that a pattern matching rarely would rescan the rest of a long value once
+ * per match of another. */
 static ferry_err redact_string(walk *w, json_t *v)
 {
     const fy_policy *p = w->p;
@@ -328,16 +345,27 @@ static ferry_err redact_string(walk *w, json_t *v)
     size_t n = strlen(s), pos = 0, copied = 0;
     int changed = 0;
     fy_buf_reset(&w->out);
+    for (size_t i = 0; i < p->nre; i++)
+        w->next[i].state = 0;
     while (pos < n) {
         size_t best_so = n, best_eo = n;
         int found = 0;
         for (size_t i = 0; i < p->nre; i++) {
-            regmatch_t m;
-            if (regexec(&p->re[i], s + pos, 1, &m, pos ? REG_NOTBOL : 0) != 0)
-                continue;
-            size_t so = pos + (size_t)m.rm_so, eo = pos + (size_t)m.rm_eo;
-            if (!found || so < best_so || (so == best_so && eo > best_eo))
-                best_so = so, best_eo = eo, found = 1;
+            next_match *nm = &w->next[i];
+            if (nm->state == 1 && nm->so < pos)
+                nm->state = 0; /* passed (or inside a replacement): look again */
+            if (nm->state == 0) {
+                regmatch_t m;
+                if (regexec(&p->re[i], s + pos, 1, &m, pos ? REG_NOTBOL : 0) != 0) {
+                    nm->state = 2;
+                } else {
+                    nm->state = 1;
+                    nm->so = pos + (size_t)m.rm_so;
+                    nm->eo = pos + (size_t)m.rm_eo;
+                }
+            }
+            if (nm->state == 1 && (!found || nm->so < best_so || (nm->so == best_so && nm->eo > best_eo)))
+                best_so = nm->so, best_eo = nm->eo, found = 1;
         }
         if (!found)
             break;
@@ -351,7 +379,7 @@ static ferry_err redact_string(walk *w, json_t *v)
         widen(s, n, copied, &best_so, &best_eo);
         ferry_err e;
         if ((e = fy_buf_append(&w->out, s + copied, best_so - copied)) || (e = fy_buf_puts(&w->out, FY_REDACTED)))
-            return e;
+            return grown(e);
         copied = pos = best_eo;
         changed = 1;
     }
@@ -359,7 +387,7 @@ static ferry_err redact_string(walk *w, json_t *v)
         return FERRY_OK;
     ferry_err e = fy_buf_append(&w->out, s + copied, n - copied);
     if (e)
-        return e;
+        return grown(e);
     if (json_string_setn(v, w->out.data, w->out.len))
         return fy_fail(FERRY_ENOMEM, "out of memory");
     w->c->redacted++;
@@ -389,11 +417,14 @@ ferry_err fy_policy_apply(const fy_policy *p, json_t *event, fy_policy_counts *c
 {
     if (fy_policy_empty(p))
         return FERRY_OK;
-    walk w = {p, c, NULL, {0}};
-    fy_buf_init(&w.out, 0);
+    walk w = {p, c, NULL, {0}, NULL};
+    fy_buf_init(&w.out, FY_MAX_RECORD_BYTES);
     ferry_err e = FERRY_OK;
-    if (p->nrules && !(w.scratch = malloc((p->max_seg + 1) * 2 * p->nrules * sizeof *w.scratch)))
+    if ((p->nrules && !(w.scratch = malloc((p->max_seg + 1) * 2 * p->nrules * sizeof *w.scratch))) ||
+        (p->nre && !(w.next = malloc(p->nre * sizeof *w.next)))) {
+        free(w.scratch);
         return fy_fail(FERRY_ENOMEM, "out of memory");
+    }
     for (int s = 0; s < N_SIDES && !e; s++) {
         json_t *obj = json_object_get(event, side_names[s]);
         if (!obj)
@@ -431,6 +462,7 @@ ferry_err fy_policy_apply(const fy_policy *p, json_t *event, fy_policy_counts *c
             e = redact_value(&w, obj);
     }
     free(w.scratch);
+    free(w.next);
     fy_buf_free(&w.out);
     return e;
 }

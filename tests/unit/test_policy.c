@@ -403,6 +403,55 @@ static void test_journal_refused_event(void **state)
     free(text);
 }
 
+static void test_batch_refused_at_commit(void **state)
+{
+    fixture *f = *state;
+    ferry_policy *p;
+    assert_int_equal(ferry_policy_new(&p), FERRY_OK);
+    assert_int_equal(ferry_policy_redact(p, "x"), FERRY_OK);
+    ferry_options o = {.policy = p};
+    ferry_journal *j;
+    assert_int_equal(ferry_open(f->dir, &o, &j), FERRY_OK);
+    ferry_policy_free(p);
+    /* Fits as added (no policy yet), too large once redacted at commit:
+     * the commit fails and the batch is left exactly as it was. */
+    size_t n = 20000;
+    char *big = malloc(n + 100);
+    assert_non_null(big);
+    int k = snprintf(big, 100, "{\"event_type\":\"t\",\"device_id\":\"d\",\"event_properties\":{\"s\":\"");
+    memset(big + k, 'x', n);
+    strcpy(big + (size_t)k + n, "\"}}");
+    const char *ok = "{\"event_type\":\"t\",\"device_id\":\"d\",\"event_properties\":{\"s\":\"x\"}}";
+    ferry_batch *b;
+    assert_int_equal(ferry_batch_new(&b), FERRY_OK);
+    assert_int_equal(ferry_batch_add_json(b, ok, strlen(ok)), FERRY_OK);
+    assert_int_equal(ferry_batch_add_json(b, big, strlen(big)), FERRY_OK);
+    free(big);
+    size_t bytes = ferry_batch_bytes(b);
+    assert_int_equal(ferry_record_batch(j, b, NULL), FERRY_ETOOBIG);
+    if (!strstr(ferry_last_error(), "event 2 of the batch"))
+        fail_msg("message '%s' does not name the event", ferry_last_error());
+    assert_int_equal(ferry_batch_count(b), 2);
+    assert_int_equal(ferry_batch_bytes(b), bytes);
+    ferry_close(j);
+    /* Nothing was written, nothing counted. */
+    uint64_t dropped = 9, redacted = 9;
+    char *text = stored_text(f->dir, &dropped, &redacted);
+    assert_string_equal(text, "");
+    assert_int_equal(dropped + redacted, 0);
+    free(text);
+    /* The same batch goes whole into a journal without a policy. */
+    char dir2[600];
+    snprintf(dir2, sizeof dir2, "%s/plain", f->dir);
+    assert_int_equal(ferry_open(dir2, NULL, &j), FERRY_OK);
+    assert_int_equal(ferry_record_batch(j, b, NULL), FERRY_OK);
+    ferry_close(j);
+    ferry_batch_free(b);
+    text = stored_text(dir2, &dropped, &redacted);
+    assert_non_null(strstr(text, "xxxxxxxxxx"));
+    free(text);
+}
+
 static void test_no_policy_no_counters(void **state)
 {
     fixture *f = *state;
@@ -437,6 +486,7 @@ int main(void)
         cmocka_unit_test(test_bad_rules),
         cmocka_unit_test_setup_teardown(test_journal_all_paths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_journal_refused_event, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_refused_at_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_policy_no_counters, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

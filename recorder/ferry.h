@@ -79,8 +79,12 @@ typedef struct ferry_options {
  * A bad path or regex fails with FERRY_EINVAL naming it. ferry_open takes a
  * reference to the policy: its rules are fixed from then on (adding fails
  * with FERRY_EINVAL) and it may be freed at once; it is released when the
- * last journal (and batch) using it is closed. Removed keys and redacted
- * values are counted in the journal (ferry-journal stat). */
+ * last journal (and batch) using it is closed; a policy in use is only read,
+ * by any number of threads. Every event recorded into the journal passes it:
+ * a batch (which knows no journal while filled) is filtered when committed,
+ * and a commit refused by it leaves the batch unchanged. Removed keys and
+ * redacted values are counted in the journal, in the events' transaction
+ * (ferry-journal stat). */
 FERRY_API ferry_err ferry_policy_new(ferry_policy **out);
 FERRY_API ferry_err ferry_policy_allow(ferry_policy *p, const char *path);
 FERRY_API ferry_err ferry_policy_deny(ferry_policy *p, const char *path);

@@ -149,6 +149,15 @@ ferry_err fy_events_put(fy_journal *j, MDB_txn *txn, const fy_rec_ref *recs, siz
  * fails with FERRY_EFULL and nothing stored changes. */
 ferry_err fy_journal_append(fy_journal *j, const fy_rec_ref *recs, size_t n, int evict_oldest,
                             uint64_t *first_seq);
+/* The same, also adding each delta to its meta counter in the transaction
+ * that appends the events (what a record-time policy removed: the counts
+ * are committed exactly when the events are). */
+typedef struct fy_meta_delta {
+    const char *key;
+    uint64_t delta;
+} fy_meta_delta;
+ferry_err fy_journal_append_meta(fy_journal *j, const fy_rec_ref *recs, size_t n, int evict_oldest,
+                                 const fy_meta_delta *meta, size_t n_meta, uint64_t *first_seq);
 /* Encoded bytes a batch may hold and always be taken by fy_journal_append
  * (given room): a quarter of the largest footprint it accepts, since events
  * over half a page take whole overflow pages. */

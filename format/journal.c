@@ -668,7 +668,8 @@ ferry_err fy_events_put(fy_journal *j, MDB_txn *txn, const fy_rec_ref *recs, siz
 
 /* One attempt; *map_full tells that LMDB itself ran out of map. */
 static ferry_err append_once(fy_journal *j, const fy_rec_ref *recs, size_t n, int evict_oldest,
-                             uint64_t incoming, uint64_t *first_seq, int *map_full)
+                             const fy_meta_delta *meta, size_t n_meta, uint64_t incoming,
+                             uint64_t *first_seq, int *map_full)
 {
     *map_full = 0;
     MDB_txn *txn;
@@ -696,6 +697,12 @@ static ferry_err append_once(fy_journal *j, const fy_rec_ref *recs, size_t n, in
         e = fy_fail_lmdb(rc, "journal %s: appending %zu events", j->path, n);
         goto fail;
     }
+    for (size_t i = 0; i < n_meta; i++) {
+        if ((e = fy_meta_add_u64(j, txn, meta[i].key, meta[i].delta))) {
+            *map_full = e == FERRY_EFULL; /* only LMDB's MDB_MAP_FULL maps to it here */
+            goto fail;
+        }
+    }
     rc = mdb_txn_commit(txn);
     if (rc) {
         *map_full = rc == MDB_MAP_FULL;
@@ -716,6 +723,12 @@ uint64_t fy_journal_max_batch_bytes(const fy_journal *j)
 ferry_err fy_journal_append(fy_journal *j, const fy_rec_ref *recs, size_t n, int evict_oldest,
                             uint64_t *first_seq)
 {
+    return fy_journal_append_meta(j, recs, n, evict_oldest, NULL, 0, first_seq);
+}
+
+ferry_err fy_journal_append_meta(fy_journal *j, const fy_rec_ref *recs, size_t n, int evict_oldest,
+                                 const fy_meta_delta *meta, size_t n_meta, uint64_t *first_seq)
+{
     uint64_t incoming = 0;
     for (size_t i = 0; i < n; i++)
         incoming += footprint(j, recs[i].len);
@@ -725,7 +738,7 @@ ferry_err fy_journal_append(fy_journal *j, const fy_rec_ref *recs, size_t n, int
                        "bound of %llu bytes; record it in smaller batches",
                        j->path, n, (unsigned long long)incoming, (unsigned long long)j->map_bytes);
     int map_full;
-    ferry_err e = append_once(j, recs, n, evict_oldest, incoming, first_seq, &map_full);
+    ferry_err e = append_once(j, recs, n, evict_oldest, meta, n_meta, incoming, first_seq, &map_full);
     /* LMDB's map filled before our quota did: pages freed earlier are still
      * pinned by a reader, or free space is too fragmented for large events
      * (overflow pages must be contiguous). Clear dead readers, free more
@@ -745,7 +758,7 @@ ferry_err fy_journal_append(fy_journal *j, const fy_rec_ref *recs, size_t n, int
             return e;
         if (e && e != FERRY_EFULL)
             return e;
-        e = append_once(j, recs, n, evict_oldest, incoming, first_seq, &map_full);
+        e = append_once(j, recs, n, evict_oldest, meta, n_meta, incoming, first_seq, &map_full);
     }
     return e;
 }

@@ -3,6 +3,7 @@
 #include "fy_catalog.h"
 #include "fy_cli.h"
 #include "fy_fail.h"
+#include "recorder_internal.h"
 #include "service.h"
 
 #include <errno.h>
@@ -55,6 +56,23 @@ static void usage(FILE *f)
 "      --catalog FILE         the catalog for --strict (default: $FERRY_CATALOG,\n"
 "                             else the installed supervisor-events.tsv); exit\n"
 "                             78 when it cannot be read or is malformed\n"
+"\n",
+            JSONL_BATCH);
+    /* Two strings: C11 promises only 4095 characters in one. */
+    fputs(
+"Privacy (README: Privacy; applied before anything is written, in every mode):\n"
+"      --allow PATH           keep only allowed properties on PATH's side:\n"
+"                             event_properties.service.appId keeps that key\n"
+"                             (its whole value), the rest of event_properties\n"
+"                             goes; repeatable\n"
+"      --deny PATH            remove the property at PATH, e.g.\n"
+"                             user_properties.email; wins over --allow;\n"
+"                             repeatable. In paths '*' matches any one key,\n"
+"                             '\\.' is a dot inside a key; a path into an\n"
+"                             array applies to each element\n"
+"      --redact REGEX         replace each match of the POSIX extended REGEX in\n"
+"                             any string value of event_properties and\n"
+"                             user_properties by [redacted]; repeatable\n"
 "\n"
 "Recording service (README: ferry-record --listen):\n"
 "      --listen PATH          serve in the foreground on a Unix socket: clients\n"
@@ -86,8 +104,7 @@ static void usage(FILE *f)
 "\n"
 "Exit codes: 0 ok, 64 usage, 65 bad input (some line or field), 73 cannot\n"
 "create the journal, 74 I/O error, 75 journal full (temporary), 78 the\n"
-"catalog for --strict cannot be loaded.\n",
-            JSONL_BATCH);
+"catalog for --strict cannot be loaded.\n", f);
 }
 
 #define usage_error(...) fy_cli_usage_error(PROG, __VA_ARGS__)
@@ -193,6 +210,8 @@ static int record_jsonl(ferry_journal *j, const char *path, int atomic, int verb
     }
     ferry_batch *b;
     ferry_err e = ferry_batch_new(&b);
+    if (!e && (e = ferry_batch_use_policy_of(b, j)))
+        ferry_batch_free(b);
     if (e) {
         if (f != stdin)
             fclose(f);
@@ -266,11 +285,28 @@ enum { OPT_TIME = 256, OPT_INSERT_ID, OPT_JSONL, OPT_ATOMIC, OPT_MAX_SIZE, OPT_D
        OPT_OVERFLOW, OPT_OPT_OUT, OPT_USER_PROP };
 enum { OPT_STRICT = 512, OPT_CATALOG };
 enum { OPT_LISTEN = 768, OPT_SOCKET_MODE, OPT_SOCKET_GROUP, OPT_SOCKET_OWNER, OPT_MAX_CLIENTS };
+enum { OPT_ALLOW = 1024, OPT_DENY, OPT_REDACT };
+
+/* --allow, --deny, --redact: adds the rule to *policy, made on first use. */
+static int add_policy_rule(ferry_policy **policy, int opt, const char *arg)
+{
+    ferry_err e = *policy ? FERRY_OK : ferry_policy_new(policy);
+    if (!e)
+        e = opt == OPT_ALLOW  ? ferry_policy_allow(*policy, arg)
+            : opt == OPT_DENY ? ferry_policy_deny(*policy, arg)
+                              : ferry_policy_redact(*policy, arg);
+    if (e == FERRY_EINVAL)
+        return usage_error("%s", ferry_last_error()); /* names the path or regex */
+    return e ? fail(e) : EX_OK;
+}
 
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
+        {"allow", required_argument, NULL, OPT_ALLOW},
         {"atomic", no_argument, NULL, OPT_ATOMIC},
+        {"deny", required_argument, NULL, OPT_DENY},
+        {"redact", required_argument, NULL, OPT_REDACT},
         {"catalog", required_argument, NULL, OPT_CATALOG},
         {"strict", no_argument, NULL, OPT_STRICT},
         {"device-id", required_argument, NULL, 'd'},
@@ -304,6 +340,7 @@ int main(int argc, char **argv)
     int strict = 0;
     const char *catalog_path = NULL;
     fy_service_opts svc = {0};
+    ferry_policy *policy = NULL;
     json_t *props = json_object(), *uprops = json_object(), *fields = json_object();
 
     while ((c = getopt_long(argc, argv, "d:f:hj:p:t:u:vV", longopts, NULL)) != -1 && status == EX_OK) {
@@ -318,6 +355,9 @@ int main(int argc, char **argv)
         case 'v': verbose = 1; break;
         case 'V': printf(PROG " %s\n", ferry_version()); status = -1; break;
         case OPT_ATOMIC: atomic = 1; break;
+        case OPT_ALLOW:
+        case OPT_DENY:
+        case OPT_REDACT: status = add_policy_rule(&policy, c, optarg); break;
         case OPT_STRICT: strict = 1; break;
         case OPT_CATALOG: catalog_path = optarg; break;
         case OPT_INSERT_ID: ev.insert_id = optarg; break;
@@ -378,6 +418,7 @@ int main(int argc, char **argv)
             status = EX_DATAERR;
         }
     }
+    opts.policy = policy;
     char dirbuf[4096];
     const char *dir = status == EX_OK ? fy_cli_journal_dir(jflag, dirbuf, sizeof dirbuf) : NULL;
     if (status == EX_OK && !dir)
@@ -402,6 +443,7 @@ int main(int argc, char **argv)
         status = jsonl ? record_jsonl(j, jsonl, atomic, verbose)
                        : record_flags(j, &ev, props, uprops, fields, verbose);
     ferry_close(j);
+    ferry_policy_free(policy);
     json_decref(props);
     json_decref(uprops);
     json_decref(fields);

@@ -29,6 +29,7 @@ extern "C" {
 
 typedef struct ferry_journal ferry_journal;
 typedef struct ferry_batch ferry_batch;
+typedef struct ferry_policy ferry_policy;
 
 typedef enum ferry_durability {
     /* Success means the event was fsync'd: it survives a power cut. */
@@ -52,7 +53,44 @@ typedef struct ferry_options {
     ferry_durability durability;
     ferry_overflow overflow;
     int opt_out;                 /* nonzero: recording succeeds and writes nothing */
+    const ferry_policy *policy;  /* NULL: keep every property */
 } ferry_options;
+
+/* A property policy, applied when an event is recorded so that what it
+ * removes never reaches the disk (README.md, "Privacy"):
+ *
+ *   ferry_policy *p;
+ *   ferry_policy_new(&p);
+ *   ferry_policy_allow(p, "event_properties.service.appId");
+ *   ferry_policy_deny(p, "user_properties.email");
+ *   ferry_policy_redact(p, "token=[A-Za-z0-9]+");
+ *   ferry_options o = {.policy = p};
+ *   ferry_open(dir, &o, &j);
+ *   ferry_policy_free(p);            // the journal keeps its own reference
+ *
+ * Paths start with event_properties or user_properties and name nested keys
+ * with '.'; "\." is a dot inside a key, "\\" a backslash, "\*" a literal
+ * star; a segment "*" matches any one key. A path continuing into an array
+ * applies to each element. deny removes the key wherever the path matches.
+ * With any allow rule on a side, that side keeps only allowed paths (whole
+ * subtrees; the containers on the way hold only what is allowed). Deny wins
+ * over allow. redact takes a POSIX extended regular expression: each match
+ * inside a string value of either side becomes "[redacted]".
+ * A bad path or regex fails with FERRY_EINVAL naming it. ferry_open takes a
+ * reference to the policy: its rules are fixed from then on (adding fails
+ * with FERRY_EINVAL) and it may be freed at once; it is released when the
+ * last journal (and batch) using it is closed; a policy in use is only read,
+ * by any number of threads. Every event recorded into the journal passes it:
+ * a batch (which knows no journal while filled) is filtered when committed,
+ * and a commit refused by it leaves the batch unchanged. Removed keys and
+ * redacted values are counted in the journal, in the events' transaction
+ * (ferry-journal stat). */
+FERRY_API ferry_err ferry_policy_new(ferry_policy **out);
+FERRY_API ferry_err ferry_policy_allow(ferry_policy *p, const char *path);
+FERRY_API ferry_err ferry_policy_deny(ferry_policy *p, const char *path);
+FERRY_API ferry_err ferry_policy_redact(ferry_policy *p, const char *regex);
+/* Drops the caller's reference; NULL is accepted. */
+FERRY_API void ferry_policy_free(ferry_policy *p);
 
 /* Opens the journal in directory `dir`, creating it (0700, files 0600) when
  * missing. opts may be NULL for the defaults. The environment variable

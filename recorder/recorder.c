@@ -4,6 +4,7 @@
 #include "fy_buf.h"
 #include "fy_fail.h"
 #include "fy_journal.h"
+#include "fy_policy.h"
 #include "fy_record.h"
 
 #include <pthread.h>
@@ -19,12 +20,18 @@ struct ferry_journal {
     int opt_out;
     int evict_oldest;
     int failed; /* LMDB declared the environment unusable: reopen */
+    fy_policy *policy; /* a reference; NULL: none */
 };
 
 struct ferry_batch {
     fy_buf data;   /* the encoded records, back to back */
     size_t *ends;  /* record i ends at ends[i] */
     size_t n, cap;
+    /* The policy applied as events are added (a reference; NULL: none), and
+     * what it did to the events in the batch: the counts travel with the
+     * batch into its commit. */
+    fy_policy *policy;
+    fy_policy_counts counts;
 };
 
 const char *ferry_version(void) { return FERRY_VERSION; }
@@ -37,7 +44,7 @@ static int env_opt_out(void)
 
 ferry_err ferry_open(const char *dir, const ferry_options *opts, ferry_journal **out)
 {
-    static const ferry_options defaults = {0, FERRY_DURABILITY_FULL, FERRY_OVERFLOW_REJECT, 0};
+    static const ferry_options defaults = {0, FERRY_DURABILITY_FULL, FERRY_OVERFLOW_REJECT, 0, NULL};
     *out = NULL;
     fy_clear_error();
     if (!opts)
@@ -52,12 +59,15 @@ ferry_err ferry_open(const char *dir, const ferry_options *opts, ferry_journal *
     pthread_mutex_init(&j->lock, NULL);
     j->evict_oldest = opts->overflow == FERRY_OVERFLOW_EVICT_OLDEST;
     j->opt_out = opts->opt_out || env_opt_out();
+    if (!fy_policy_empty(opts->policy))
+        j->policy = fy_policy_ref(opts->policy);
     if (!j->opt_out) {
         fy_open_opts o = {.create = 1, .relaxed = opts->durability == FERRY_DURABILITY_RELAXED,
                           .max_bytes = opts->max_bytes};
         ferry_err e = fy_journal_open(&j->jr, dir, &o);
         if (e) {
             pthread_mutex_destroy(&j->lock);
+            fy_policy_unref(j->policy);
             free(j);
             return e;
         }
@@ -73,8 +83,37 @@ void ferry_close(ferry_journal *j)
     if (!j->opt_out)
         fy_journal_close(&j->jr);
     pthread_mutex_destroy(&j->lock);
+    fy_policy_unref(j->policy);
     free(j);
 }
+
+/* ---- policies ---------------------------------------------------------- */
+
+ferry_err ferry_policy_new(ferry_policy **out)
+{
+    fy_clear_error();
+    return fy_policy_new(out);
+}
+
+ferry_err ferry_policy_allow(ferry_policy *p, const char *path)
+{
+    fy_clear_error();
+    return fy_policy_allow(p, path);
+}
+
+ferry_err ferry_policy_deny(ferry_policy *p, const char *path)
+{
+    fy_clear_error();
+    return fy_policy_deny(p, path);
+}
+
+ferry_err ferry_policy_redact(ferry_policy *p, const char *regex)
+{
+    fy_clear_error();
+    return fy_policy_redact(p, regex);
+}
+
+void ferry_policy_free(ferry_policy *p) { fy_policy_unref(p); }
 
 /* ---- batches ----------------------------------------------------------- */
 
@@ -93,6 +132,7 @@ void ferry_batch_free(ferry_batch *b)
         return;
     fy_buf_free(&b->data);
     free(b->ends);
+    fy_policy_unref(b->policy);
     free(b);
 }
 
@@ -120,13 +160,26 @@ void ferry_batch_clear(ferry_batch *b)
 {
     fy_buf_reset(&b->data);
     b->n = 0;
+    b->counts = (fy_policy_counts){0, 0};
 }
 
-/* Encodes an event object into the batch; takes the reference to `ev`. */
-static ferry_err batch_add_object(ferry_batch *b, json_t *ev)
+ferry_err ferry_batch_use_policy_of(ferry_batch *b, const ferry_journal *j)
 {
-    ferry_err e = FERRY_OK;
-    if (b->n == b->cap) {
+    if (b->n)
+        return fy_fail(FERRY_EINVAL, "a journal's policy can only be given to an empty batch");
+    fy_policy_unref(b->policy);
+    b->policy = fy_policy_ref(j->policy);
+    return FERRY_OK;
+}
+
+/* Applies the batch's policy to an event object and encodes it into the
+ * batch; takes the reference to `ev`. Every recorded event passes here
+ * (or through refilter, which calls it). */
+static ferry_err batch_add_object(ferry_batch *b, json_t *ev, int64_t now_ms)
+{
+    fy_policy_counts counts = {0, 0};
+    ferry_err e = fy_policy_apply(b->policy, ev, &counts);
+    if (!e && b->n == b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 64;
         size_t *p = realloc(b->ends, cap * sizeof *p);
         if (!p)
@@ -138,9 +191,12 @@ static ferry_err batch_add_object(ferry_batch *b, json_t *ev)
     if (!e && !json_object_get(ev, "insert_id"))
         e = fy_uuid4(uuid);
     if (!e)
-        e = fy_record_encode(ev, fy_now_ms(), uuid, &b->data);
-    if (!e)
+        e = fy_record_encode(ev, now_ms, uuid, &b->data);
+    if (!e) {
         b->ends[b->n++] = b->data.len;
+        b->counts.dropped += counts.dropped;
+        b->counts.redacted += counts.redacted;
+    }
     json_decref(ev);
     return e;
 }
@@ -149,7 +205,7 @@ ferry_err ferry_batch_add_json(ferry_batch *b, const char *json, size_t len)
 {
     json_t *ev;
     ferry_err e = fy_json_parse_event(json, len, &ev);
-    return e ? e : batch_add_object(b, ev);
+    return e ? e : batch_add_object(b, ev, fy_now_ms());
 }
 
 static ferry_err set_string(json_t *ev, const char *field, const char *value)
@@ -204,10 +260,49 @@ ferry_err ferry_batch_add(ferry_batch *b, const ferry_event *in)
         json_decref(ev);
         return e;
     }
-    return batch_add_object(b, ev);
+    return batch_add_object(b, ev, fy_now_ms());
 }
 
 /* ---- recording --------------------------------------------------------- */
+
+/* A batch filled without this journal's policy (ferry_batch_new knows no
+ * journal) gets it now: each record is decoded back into an event object and
+ * added again through batch_add_object, keeping its recorded_at. On failure
+ * the batch is unchanged. */
+static ferry_err refilter(ferry_batch *b, fy_policy *policy)
+{
+    ferry_batch nb = {0};
+    fy_buf_init(&nb.data, 0);
+    fy_buf text;
+    fy_buf_init(&text, 0);
+    nb.policy = fy_policy_ref(policy);
+    nb.counts = b->counts;
+    ferry_err e = FERRY_OK;
+    for (size_t i = 0, start = 0; i < b->n && !e; start = b->ends[i++]) {
+        fy_record r;
+        json_t *ev = NULL;
+        if ((e = fy_record_decode(b->data.data + start, b->ends[i] - start, &r)))
+            break;
+        fy_buf_reset(&text);
+        e = fy_json_emit(&text, &r.event);
+        int64_t recorded_at = r.recorded_at_ms;
+        fy_record_free(&r);
+        if (!e && !(e = fy_json_parse_event(text.data, text.len, &ev)))
+            e = batch_add_object(&nb, ev, recorded_at);
+        if (e)
+            e = fy_fail_prefix(e, "applying the journal's policy to event %zu of the batch", i + 1);
+    }
+    fy_buf_free(&text);
+    if (!e) {
+        ferry_batch old = *b;
+        *b = nb;
+        nb = old;
+    }
+    fy_buf_free(&nb.data);
+    free(nb.ends);
+    fy_policy_unref(nb.policy);
+    return e;
+}
 
 ferry_err ferry_record_batch(ferry_journal *j, ferry_batch *b, uint64_t *first_seq)
 {
@@ -220,6 +315,15 @@ ferry_err ferry_record_batch(ferry_journal *j, ferry_batch *b, uint64_t *first_s
             *first_seq = 0;
         return FERRY_OK;
     }
+    if (j->policy && b->policy != j->policy && (e = refilter(b, j->policy)))
+        return e;
+    /* What the policy did is counted in the same transaction as the events. */
+    fy_meta_delta counts[2];
+    size_t ncounts = 0;
+    if (b->counts.dropped)
+        counts[ncounts++] = (fy_meta_delta){FY_META_PROPS_DROPPED, b->counts.dropped};
+    if (b->counts.redacted)
+        counts[ncounts++] = (fy_meta_delta){FY_META_VALUES_REDACTED, b->counts.redacted};
     fy_rec_ref stack_refs[64];
     fy_rec_ref *refs = b->n <= 64 ? stack_refs : malloc(b->n * sizeof *refs);
     if (!refs)
@@ -232,7 +336,7 @@ ferry_err ferry_record_batch(ferry_journal *j, ferry_batch *b, uint64_t *first_s
     if (j->failed)
         e = fy_fail(FERRY_EFAILED, "journal %s failed earlier; close and reopen it", j->jr.path);
     else
-        e = fy_journal_append(&j->jr, refs, b->n, j->evict_oldest, &seq);
+        e = fy_journal_append_meta(&j->jr, refs, b->n, j->evict_oldest, counts, ncounts, &seq);
     if (e == FERRY_EFAILED)
         j->failed = 1;
     pthread_mutex_unlock(&j->lock);
@@ -252,11 +356,13 @@ static ferry_err record_one(ferry_journal *j, ferry_err (*add)(ferry_batch *, co
 {
     ferry_batch b = {0};
     fy_buf_init(&b.data, 0);
+    b.policy = j->opt_out ? NULL : fy_policy_ref(j->policy);
     ferry_err e = add(&b, arg, len);
     if (!e)
         e = ferry_record_batch(j, &b, seq);
     fy_buf_free(&b.data);
     free(b.ends);
+    fy_policy_unref(b.policy);
     return e;
 }
 

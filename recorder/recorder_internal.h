@@ -9,4 +9,9 @@
  * cache): see fy_journal_release_pages. No-op when opted out. */
 void ferry_release_mapped_pages(ferry_journal *j);
 
+/* Makes the batch apply j's property policy as events are added (the
+ * journal would otherwise apply it to the whole batch at commit, decoding
+ * each record again). Only for an empty batch (FERRY_EINVAL otherwise). */
+ferry_err ferry_batch_use_policy_of(ferry_batch *b, const ferry_journal *j);
+
 #endif

@@ -1409,6 +1409,10 @@ static int loop_init(svc *s, loop *l, unsigned idx)
     if (l->ep < 0 || l->wake < 0 || !l->scratch || ferry_batch_new(&l->groups[0].b) ||
         ferry_batch_new(&l->groups[1].b) || epoll_ctl(l->ep, EPOLL_CTL_ADD, l->wake, &ew))
         return -1;
+    /* The journal's property policy is applied as each line is added, on
+     * the loop's thread, not by the committer. */
+    if (ferry_batch_use_policy_of(l->groups[0].b, s->j) || ferry_batch_use_policy_of(l->groups[1].b, s->j))
+        return -1;
     if (idx == 0) {
         struct epoll_event el = {.events = EPOLLIN, .data.ptr = &MARK_LISTEN};
         struct epoll_event es = {.events = EPOLLIN, .data.ptr = &MARK_SIGNAL};

@@ -4,6 +4,7 @@
 #include "fy_cli.h"
 #include "fy_fail.h"
 #include "fy_journal.h"
+#include "fy_policy.h"
 #include "fy_record.h"
 #include "fy_catalog.h"
 #include "timeline.h"
@@ -116,6 +117,7 @@ typedef struct dead_reason {
 
 typedef struct stats {
     uint64_t recorded, stored, pending, delivered, dead, evicted, pruned;
+    uint64_t props_dropped, values_redacted; /* by the record-time policy */
     uint64_t live_bytes, disk_bytes, file_bytes, created_ms;
     uint64_t oldest_seq;
     int64_t oldest_recorded_ms, oldest_time_ms;
@@ -265,6 +267,8 @@ static ferry_err gather(fy_journal *j, stats *s)
     s->now_ms = fy_now_ms();
     if ((e = fy_seq_last(j, txn, &s->recorded)) || (e = fy_meta_get_u64(j, txn, "evicted", &s->evicted)) ||
         (e = fy_meta_get_u64(j, txn, "pruned", &s->pruned)) ||
+        (e = fy_meta_get_u64(j, txn, FY_META_PROPS_DROPPED, &s->props_dropped)) ||
+        (e = fy_meta_get_u64(j, txn, FY_META_VALUES_REDACTED, &s->values_redacted)) ||
         (e = fy_meta_get_u64(j, txn, "created_ms", &s->created_ms)) ||
         (e = fy_live_bytes(j, txn, &s->live_bytes)) || (e = load_dests(j, txn, s)) ||
         (e = count_pending(j, txn, s)))
@@ -304,6 +308,8 @@ static void print_stat_json(const fy_journal *j, const stats *s)
                   id, j->format_major, j->format_minor, s->created_ms, s->recorded, s->stored, s->pending,
                   s->delivered, s->dead, s->evicted, s->pruned, s->live_bytes, s->file_bytes, s->disk_bytes,
                   j->map_bytes, j->map_bytes / 100 * FY_QUOTA_PERCENT);
+    fy_buf_printf(&b, ",\"props_dropped\":%" PRIu64 ",\"values_redacted\":%" PRIu64, s->props_dropped,
+                  s->values_redacted);
     if (s->pending)
         fy_buf_printf(&b,
                       ",\"oldest_pending\":{\"seq\":%" PRIu64 ",\"recorded_at\":%" PRId64 ",\"time\":%" PRId64
@@ -372,6 +378,9 @@ static void print_stat_text(const fy_journal *j, const stats *s)
     printf("dead           %" PRIu64 "\n", s->dead);
     printf("evicted        %" PRIu64 "   (undelivered events deleted to make room: lost)\n", s->evicted);
     printf("pruned         %" PRIu64 "   (delivered or dead-lettered events deleted)\n", s->pruned);
+    printf("props dropped  %" PRIu64 "   (properties removed by the privacy policy when recorded)\n",
+           s->props_dropped);
+    printf("values redacted %" PRIu64 "  (string values redacted by the privacy policy)\n", s->values_redacted);
     printf("bytes used     %s of %s usable (%.1f%%); bound %s, file %s\n", human(s->live_bytes, h1, sizeof h1),
            human(quota, h2, sizeof h2), 100.0 * (double)s->live_bytes / (double)quota,
            human(j->map_bytes, h3, sizeof h3), human(s->file_bytes, h4, sizeof h4));

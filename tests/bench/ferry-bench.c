@@ -332,7 +332,7 @@ static void check_mdb(int rc, const char *what)
 
 static void pool_make(const config *c, const corpus *co, const char *dir, pool *p)
 {
-    ferry_options o = {c->map_bytes, FERRY_DURABILITY_FULL, FERRY_OVERFLOW_REJECT, 0};
+    ferry_options o = {c->map_bytes, FERRY_DURABILITY_FULL, FERRY_OVERFLOW_REJECT, 0, NULL};
     ferry_journal *j;
     ferry_batch *b;
     chunk ch;
@@ -478,7 +478,7 @@ static void runner_open(ctx *x, runner *r, int sys, int mode, const char *dir, s
     snprintf(r->dir, sizeof r->dir, "%s", dir);
     if (sys == SYS_FERRY) {
         ferry_options o = {c->map_bytes, mode == MODE_RELAXED ? FERRY_DURABILITY_RELAXED : FERRY_DURABILITY_FULL,
-                           FERRY_OVERFLOW_REJECT, 0};
+                           FERRY_OVERFLOW_REJECT, 0, NULL};
         check_ferry(ferry_open(dir, &o, &r->fj), "ferry_open");
         for (size_t g = 0; g < SLICE_BATCHES && is_batched(mode); g++)
             check_ferry(ferry_batch_new(&r->fb[g]), "ferry_batch_new");

@@ -29,6 +29,7 @@ typedef struct fy_journal {
     MDB_env *env;
     MDB_dbi meta, events, cursors, dead;
     MDB_dbi imported; /* provenance of imported events (FORMAT.md); 0 when absent */
+    MDB_dbi gaps;     /* eviction gaps (fy_gaps.h); 0 when absent */
     char *path;
     uint64_t map_bytes; /* the bound this process enforces */
     unsigned page_size;

@@ -119,8 +119,65 @@ ferry_err rp_loss_build(fy_journal *j, const char *sink, const rp_devices *dev, 
     return e;
 }
 
-ferry_err rp_loss_sent(fy_journal *j, MDB_txn *txn, const char *sink, const rp_batch *b)
+/* Whether gap g is the row an event of pacing id `id` (batch.c's naming)
+ * was counted in. */
+static int same_identity(const fy_gap *g, const char *id)
 {
+    if (g->device_id)
+        return !strcmp(g->device_id, id);
+    if (g->user_id)
+        return !strncmp(id, "user:", 5) && !strcmp(g->user_id, id + 5);
+    return 0;
+}
+
+/* Events of an acknowledged request that were evicted while it was in
+ * flight (or between its read and its send) were counted lost for this
+ * destination; they arrived after all. Their rows are still open: only this
+ * replayer seals them, at its next step. */
+static ferry_err unlose(fy_journal *j, MDB_txn *txn, const char *sink, const rp_batch *b)
+{
+    fy_gap *g;
+    size_t n;
+    ferry_err e = fy_gaps_list(j, txn, sink, &g, &n);
+    if (e || n == 0)
+        return e;
+    for (size_t i = 0; i < b->n && !e; i++) {
+        unsigned char kb[8];
+        fy_put_be64(kb, b->seqs[i]);
+        MDB_val k = {8, kb}, d;
+        int rc = mdb_get(txn, j->events, &k, &d);
+        if (rc == 0)
+            continue;
+        if (rc != MDB_NOTFOUND) {
+            e = fy_fail_lmdb(rc, "journal %s: reading event %" PRIu64, j->path, b->seqs[i]);
+            break;
+        }
+        fy_gap *hit = NULL, *shared = NULL;
+        for (size_t x = 0; x < n && !hit; x++) {
+            fy_gap *c = &g[x];
+            if (c->sealed || c->count == 0 || c->first_seq > b->seqs[i] || c->last_seq < b->seqs[i])
+                continue;
+            if (same_identity(c, b->ids[i]))
+                hit = c;
+            else if (!c->device_id && !c->user_id)
+                shared = c; /* over the row limit, or an undecodable record */
+        }
+        if ((hit = hit ? hit : shared)) {
+            hit->count--;
+            hit->dirty = 1;
+        }
+    }
+    for (size_t x = 0; x < n && !e; x++)
+        if (g[x].dirty)
+            e = g[x].count ? fy_gaps_put(j, txn, &g[x]) : fy_gaps_del(j, txn, sink, g[x].first_seq);
+    fy_gaps_free(g, n);
+    return e;
+}
+
+ferry_err rp_loss_acked(fy_journal *j, MDB_txn *txn, const char *sink, const rp_batch *b)
+{
+    if (!b->n_loss)
+        return unlose(j, txn, sink, b);
     fy_gap *g;
     size_t n;
     ferry_err e = fy_gaps_list(j, txn, sink, &g, &n);

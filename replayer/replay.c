@@ -152,7 +152,7 @@ static ferry_err edit_delivered(run *r, MDB_txn *txn, fy_cursor *c, void *arg)
     ferry_err e = fy_cursor_mark_done(&r->j, txn, c, b->seqs, b->n);
     if (e)
         return e;
-    if (b->n_loss && (e = rp_loss_sent(&r->j, txn, r->cfg->sink, b)))
+    if ((e = rp_loss_acked(&r->j, txn, r->cfg->sink, b)))
         return e;
     c->sent += b->n;
     c->last_success_ms = fy_now_ms();

@@ -111,9 +111,10 @@ int64_t rp_devices_paused_until(const rp_devices *d, const char *id, int64_t now
  * their loss events; b->n_loss = 0 when there is nothing to report. */
 ferry_err rp_loss_build(fy_journal *j, const char *sink, const rp_devices *dev, size_t max_events,
                         size_t max_bytes, rp_batch *b);
-/* The destination acknowledged b's loss events: deletes their gap rows,
- * inside the transaction that records the acknowledgement. */
-ferry_err rp_loss_sent(fy_journal *j, MDB_txn *txn, const char *sink, const rp_batch *b);
+/* The destination acknowledged b, inside the transaction that records it:
+ * a loss batch's gap rows are deleted; a regular batch's events evicted
+ * while in flight are taken out of the loss counts again (they arrived). */
+ferry_err rp_loss_acked(fy_journal *j, MDB_txn *txn, const char *sink, const rp_batch *b);
 /* The destination refused some loss events for good (reasons[i] non-NULL;
  * reasons NULL: all): their rows are deleted, with a message. */
 ferry_err rp_loss_refused(fy_journal *j, const char *sink, const rp_batch *b, char *const *reasons, long status);

@@ -1,6 +1,7 @@
 /* fy_journal.h: the LMDB journal every ferry process opens (internal).
  *
- * One LMDB environment (a directory) with four named databases; FORMAT.md
+ * One LMDB environment (a directory) with its named databases (meta, events,
+ * cursors, dead; imported and gaps when present); FORMAT.md
  * describes the layout. Rules kept here so that no caller can break them:
  *   - sequence numbers come from fy_seq_next() inside the write transaction;
  *   - events are deleted only through fy_events_delete(), which raises the
@@ -29,6 +30,7 @@ typedef struct fy_journal {
     MDB_env *env;
     MDB_dbi meta, events, cursors, dead;
     MDB_dbi imported; /* provenance of imported events (FORMAT.md); 0 when absent */
+    MDB_dbi gaps;     /* eviction gaps (fy_gaps.h); 0 when absent */
     char *path;
     uint64_t map_bytes; /* the bound this process enforces */
     unsigned page_size;

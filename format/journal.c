@@ -3,6 +3,7 @@
 #include "fy_journal.h"
 #include "fy_buf.h"
 #include "fy_fail.h"
+#include "fy_gaps.h"
 #include "fy_record.h"
 
 #include <errno.h>
@@ -232,10 +233,10 @@ ferry_err fy_events_delete(fy_journal *j, MDB_txn *txn, uint64_t from, uint64_t 
 ferry_err fy_live_bytes(fy_journal *j, MDB_txn *txn, uint64_t *bytes)
 {
     const MDB_dbi dbis[] = {0 /* LMDB's free list */, 1 /* main */, j->meta, j->events, j->cursors, j->dead,
-                            j->imported};
+                            j->imported, j->gaps};
     uint64_t pages = 2; /* the two meta pages */
     for (size_t i = 0; i < sizeof dbis / sizeof dbis[0]; i++) {
-        if (i == 6 && !dbis[i])
+        if (i >= 6 && !dbis[i])
             continue;
         MDB_stat st;
         int rc = mdb_stat(txn, dbis[i], &st);
@@ -452,6 +453,12 @@ static ferry_err open_dbis(fy_journal *j, MDB_txn *txn, int create)
         j->imported = 0;
     else if (rc)
         return fy_fail_lmdb(rc, "journal %s: opening database imported", j->path);
+    /* Optional too (a 1.0 addition): eviction gaps, made on a writable open. */
+    rc = mdb_dbi_open(txn, "gaps", create ? MDB_CREATE : 0, &j->gaps);
+    if (rc == MDB_NOTFOUND)
+        j->gaps = 0;
+    else if (rc)
+        return fy_fail_lmdb(rc, "journal %s: opening database gaps", j->path);
     return FERRY_OK;
 }
 
@@ -618,7 +625,7 @@ static ferry_err make_room(fy_journal *j, MDB_txn *txn, uint64_t goal, uint64_t 
         e = fy_live_bytes(j, txn, &live);
     }
     while (!e && evict_oldest && live > stop) { /* then, by policy, the oldest undelivered */
-        if ((e = fy_events_delete(j, txn, 0, UINT64_MAX, 64, &n)) || n == 0)
+        if ((e = fy_gaps_evict(j, txn, 64, &n)) || n == 0) /* the loss is written down with it */
             break;
         evicted += n;
         e = fy_live_bytes(j, txn, &live);

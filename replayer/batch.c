@@ -126,6 +126,7 @@ static void batch_reset(rp_batch *b)
     b->corrupt_reason[0] = '\0';
     b->next_ready_ms = 0;
     b->pending_seen = 0;
+    b->n_loss = 0;
 }
 
 void rp_batch_free(rp_batch *b)
@@ -133,6 +134,7 @@ void rp_batch_free(rp_batch *b)
     batch_reset(b);
     free(b->seqs);
     free(b->ids);
+    free(b->loss);
     fy_buf_free(&b->body);
 }
 
@@ -199,6 +201,8 @@ ferry_err rp_batch_build(fy_journal *j, const char *sink, rp_devices *dev_tab, c
         (e = fy_json_emit_string(&b->body, api_key, strlen(api_key))) ||
         (e = fy_buf_puts(&b->body, ",\"events\":[")))
         return e;
+    if ((e = rp_loss_build(j, sink, dev_tab, max_events, max_bytes, b)) || b->n_loss) /* losses go first */
+        return e ? e : fy_buf_puts(&b->body, "]}");
     MDB_txn *txn;
     if ((e = fy_txn_begin(j, MDB_RDONLY, &txn)))
         return e;
@@ -255,4 +259,14 @@ ferry_err rp_batch_build(fy_journal *j, const char *sink, rp_devices *dev_tab, c
     if (!e)
         e = fy_buf_puts(&b->body, "]}");
     return e;
+}
+
+int64_t rp_devices_paused_until(const rp_devices *d, const char *id, int64_t now)
+{
+    if (d->all_paused_until_ms > now)
+        return d->all_paused_until_ms;
+    dev key = {.id = (char *)(uintptr_t)id};
+    void *found = tfind(&key, &d->root, dev_cmp);
+    int64_t until = found ? (*(dev **)found)->paused_until_ms : 0;
+    return until > now ? until : 0;
 }

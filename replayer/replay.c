@@ -152,6 +152,8 @@ static ferry_err edit_delivered(run *r, MDB_txn *txn, fy_cursor *c, void *arg)
     ferry_err e = fy_cursor_mark_done(&r->j, txn, c, b->seqs, b->n);
     if (e)
         return e;
+    if ((e = rp_loss_acked(&r->j, txn, r->cfg->sink, b)))
+        return e;
     c->sent += b->n;
     c->last_success_ms = fy_now_ms();
     if (c->delivered >= c->attempted)
@@ -431,7 +433,7 @@ static int step(run *r)
         e = dead_one(r, b->too_big_seq, 413, "event larger than a whole request");
         return e ? journal_fail(r, e) : -1;
     }
-    if (b->n == 0)
+    if (b->n == 0 && b->n_loss == 0)
         return idle(r);
     if ((e = with_cursor(r, edit_before_send, NULL)))
         return journal_fail(r, e);
@@ -444,7 +446,7 @@ static int step(run *r)
     if (rp_stop && r->resp.transport_error)
         return stopped(r); /* aborted mid-transfer: the events stay pending */
     rp_verdict v;
-    rp_classify(&r->resp, b->n, &v);
+    rp_classify(&r->resp, b->n + b->n_loss, &v); /* one or the other */
     /* Only a 200, a 5xx or no clear answer may mean the events arrived. */
     int not_ingested = !r->resp.sent || (v.kind != RP_OK && v.kind != RP_RETRY);
     if (not_ingested && (e = with_cursor(r, edit_not_sent, NULL))) {
@@ -461,7 +463,8 @@ static int step(run *r)
         break;
     case RP_REJECTED: {
         dead_list dl = {b->seqs, v.reasons, b->n, r->resp.status};
-        if ((e = with_cursor(r, edit_dead, &dl)))
+        if ((e = b->n_loss ? rp_loss_refused(&r->j, cfg->sink, b, v.reasons, r->resp.status)
+                           : with_cursor(r, edit_dead, &dl)))
             code = journal_fail(r, e);
         else
             succeeded(r); /* the rest goes in the next request */
@@ -473,11 +476,14 @@ static int step(run *r)
         code = finish(r, EX_CONFIG, NULL);
         break;
     case RP_TOO_LARGE:
-        if (b->n == 1) {
+        if (b->n_loss == 1) {
+            e = rp_loss_refused(&r->j, cfg->sink, b, NULL, 413);
+            code = e ? journal_fail(r, e) : -1;
+        } else if (b->n == 1) {
             e = dead_one(r, b->seqs[0], 413, "payload too large for the endpoint");
             code = e ? journal_fail(r, e) : -1;
         } else {
-            r->max_events = b->n / 2;
+            r->max_events = (b->n + b->n_loss) / 2;
             logf_("413 payload too large: splitting, at most %zu events per request now", r->max_events);
         }
         break;

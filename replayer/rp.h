@@ -86,6 +86,10 @@ typedef struct rp_batch {
     uint64_t too_big_seq;   /* an event larger than a whole request (0: none) */
     int64_t next_ready_ms;  /* when skipped (paused/paced) events become sendable; 0: none skipped */
     uint64_t pending_seen;  /* events not done that were looked at */
+    /* A loss batch (loss.c) holds only "[ferry] events lost" events, n == 0:
+     * the first seqs of the gap rows it reports, in body order. */
+    uint64_t *loss;
+    size_t n_loss, cap_loss;
 } rp_batch;
 
 void rp_batch_init(rp_batch *b);
@@ -95,5 +99,24 @@ void rp_batch_free(rp_batch *b);
  * short read transaction that ends before returning. */
 ferry_err rp_batch_build(fy_journal *j, const char *sink, rp_devices *dev, const char *api_key,
                          size_t max_events, size_t max_bytes, rp_batch *b);
+
+/* The time from which a paced/paused device may send; 0: now. Takes no token. */
+int64_t rp_devices_paused_until(const rp_devices *d, const char *id, int64_t now);
+
+/* ---- loss.c: "[ferry] events lost" for eviction gaps (fy_gaps.h) ------- */
+
+/* When the destination has gap rows, seals the open ones (a transaction
+ * committed before anything is sent, so a gap never changes once it may
+ * have left) and fills b, whose body holds the request's opening, with
+ * their loss events; b->n_loss = 0 when there is nothing to report. */
+ferry_err rp_loss_build(fy_journal *j, const char *sink, const rp_devices *dev, size_t max_events,
+                        size_t max_bytes, rp_batch *b);
+/* The destination acknowledged b, inside the transaction that records it:
+ * a loss batch's gap rows are deleted; a regular batch's events evicted
+ * while in flight are taken out of the loss counts again (they arrived). */
+ferry_err rp_loss_acked(fy_journal *j, MDB_txn *txn, const char *sink, const rp_batch *b);
+/* The destination refused some loss events for good (reasons[i] non-NULL;
+ * reasons NULL: all): their rows are deleted, with a message. */
+ferry_err rp_loss_refused(fy_journal *j, const char *sink, const rp_batch *b, char *const *reasons, long status);
 
 #endif

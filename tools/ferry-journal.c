@@ -5,6 +5,7 @@
 #include "fy_fail.h"
 #include "fy_journal.h"
 #include "fy_policy.h"
+#include "fy_gaps.h"
 #include "fy_record.h"
 #include "fy_catalog.h"
 #include "timeline.h"
@@ -411,6 +412,50 @@ static void print_stat_text(const fy_journal *j, const stats *s)
                s->reasons[i].status, s->reasons[i].reason);
 }
 
+/* Eviction gaps not yet reported (fy_gaps.h): JSON keys appended to json,
+ * or lines on stdout when json is NULL. */
+static ferry_err stat_gaps(fy_journal *j, fy_buf *json)
+{
+    MDB_txn *txn;
+    fy_gap *g;
+    size_t n;
+    ferry_err e = fy_txn_begin(j, MDB_RDONLY, &txn);
+    if (e)
+        return e;
+    e = fy_gaps_list(j, txn, NULL, &g, &n);
+    mdb_txn_abort(txn);
+    if (e)
+        return e;
+    uint64_t lost = 0;
+    for (size_t i = 0; i < n; i++)
+        lost += g[i].count;
+    if (json) {
+        fy_buf_printf(json, ",\"gaps_unsent\":%zu,\"gaps_unsent_events\":%" PRIu64 ",\"gaps\":[", n, lost);
+        for (size_t i = 0; i < n; i++) {
+            if (i)
+                fy_buf_putc(json, ',');
+            fy_gap_json(&g[i], json);
+        }
+        fy_buf_putc(json, ']');
+    } else if (n) {
+        printf("gaps unsent    %zu   (%" PRIu64 " lost event(s) not yet reported as \"%s\")\n", n, lost,
+               FY_LOSS_EVENT_TYPE);
+        for (size_t i = 0; i < n && i < 20; i++) {
+            char t1[40], t2[40];
+            fy_cli_format_time(g[i].first_time, t1, sizeof t1);
+            fy_cli_format_time(g[i].last_time, t2, sizeof t2);
+            printf("  %-12s %s%s%s%s %" PRIu64 " lost, seq %" PRIu64 "..%" PRIu64 ", time %s .. %s%s\n", g[i].sink,
+                   g[i].device_id ? "device " : "", g[i].device_id ? g[i].device_id : "",
+                   g[i].user_id ? " user " : "", g[i].user_id ? g[i].user_id : "", g[i].count, g[i].first_seq,
+                   g[i].last_seq, t1, t2, g[i].sealed ? " (being reported)" : "");
+        }
+        if (n > 20)
+            printf("  ... and %zu more (stat --json lists them all)\n", n - 20);
+    }
+    fy_gaps_free(g, n);
+    return FERRY_OK;
+}
+
 /* ---- stat --by-type / --by-category (stored events, against the catalog) -- */
 
 typedef struct breakdown {
@@ -574,15 +619,17 @@ static int cmd_stat(fy_journal *j, int argc, char **argv)
     ferry_err e = cat ? breakdown_gather(j, &bd, &undecodable) : FERRY_OK;
     if (!e)
         e = gather(j, &s);
-    if (!e && cat && json) {
+    if (!e && cat && json)
         breakdown_json(&bd, by_type, by_cat, &extra);
+    if (!e && json && !(e = stat_gaps(j, &extra)))
         s.extra_json = &extra;
-    }
     if (!e) {
         if (json)
             print_stat_json(j, &s);
-        else
+        else {
             print_stat_text(j, &s);
+            e = stat_gaps(j, NULL);
+        }
         if (cat && !json)
             breakdown_text(&bd, by_type, by_cat);
     }

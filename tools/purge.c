@@ -9,6 +9,7 @@
 #include "fj.h"
 #include "fy_cli.h"
 #include "fy_fail.h"
+#include "fy_gaps.h"
 
 #include <getopt.h>
 #include <inttypes.h>
@@ -111,6 +112,9 @@ static ferry_err purge_all(fy_journal *j, MDB_txn *txn, uint64_t *events, uint64
         return e;
     if ((rc = mdb_drop(txn, j->dead, 0)))
         return fy_fail_lmdb(rc, "journal %s: deleting dead letters", j->path);
+    uint64_t gaps; /* they name devices: an opt-out leaves none behind */
+    if ((e = fy_gaps_clear(j, txn, &gaps)))
+        return e;
     /* Dead letters held numbers too: none of them is handed out again. */
     uint64_t floor;
     if ((e = fy_meta_get_u64(j, txn, "seq_floor", &floor)))

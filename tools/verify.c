@@ -3,6 +3,7 @@
 #include "fj.h"
 #include "fy_cli.h"
 #include "fy_fail.h"
+#include "fy_gaps.h"
 
 #include <getopt.h>
 #include <inttypes.h>
@@ -381,6 +382,27 @@ static void check_imported(jv *v)
         problem(v->rp, FY_IMPORTED_DB, -1, "%" PRIu64 " malformed rows in all", bad);
 }
 
+/* Eviction gaps (fy_gaps.h): every row decodes and is consistent. */
+static void check_gaps(jv *v)
+{
+    fy_gap *g;
+    size_t n;
+    if (fy_gaps_list(v->j, v->txn, NULL, &g, &n)) {
+        problem(v->rp, "gaps", -1, "%s", ferry_last_error());
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (g[i].count == 0 || g[i].first_seq == 0 || g[i].first_seq > g[i].last_seq || g[i].last_seq > v->last ||
+            g[i].count > g[i].last_seq - g[i].first_seq + 1 || g[i].first_time > g[i].last_time) {
+            char where[300];
+            snprintf(where, sizeof where, "gap %" PRIu64 " of %s", g[i].first_seq, g[i].sink);
+            problem(v->rp, where, -1, "inconsistent: seq %" PRIu64 "..%" PRIu64 ", count %" PRIu64,
+                    g[i].first_seq, g[i].last_seq, g[i].count);
+        }
+    }
+    fy_gaps_free(g, n);
+}
+
 static int verify_journal(const char *dir, int json)
 {
     fy_journal j;
@@ -407,6 +429,7 @@ static int verify_journal(const char *dir, int json)
         events = check_events(&v);
         check_cursors_and_dead(&v, &dead);
         check_imported(&v);
+        check_gaps(&v);
         lmdb_failed = v.lmdb_failed;
         mdb_txn_abort(v.txn);
         fy_journal_close(&j);

@@ -33,6 +33,10 @@ class Follow(ReplayCase):
             time.sleep(0.05)
         self.fail("gave up waiting for " + what)
 
+    def stderr_so_far(self):
+        with open(self.stderr_path, "rb") as f:
+            return f.read()
+
     def stop(self, proc):
         proc.send_signal(signal.SIGTERM)
         for _ in range(WAIT_TRIES):  # a bounded wait, not a timing assertion
@@ -90,7 +94,8 @@ class Follow(ReplayCase):
     def test_stops_while_offline(self):
         self.record(events(2))
         proc = self.start("http://127.0.0.1:9")
-        time.sleep(0.5)
+        # SIGTERM once it has tried (and so installed its handlers), not after a fixed delay.
+        self.wait_until(lambda: b"will retry" in self.stderr_so_far(), "a failed attempt")
         self.assertEqual(self.stop(proc), 0)
         self.assertEqual(self.stat()["pending"], 2)
 

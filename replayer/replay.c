@@ -419,6 +419,8 @@ static int step(run *r)
     rp_batch *b = &r->batch;
     if (rp_stop)
         return stopped(r);
+    if (cfg->opted_out && cfg->opted_out(cfg->opted_out_arg))
+        return finish(r, EX_OK, NULL); /* before building the next request */
     progress(r, 0);
     ferry_err e = rp_batch_build(&r->j, cfg->sink, r->dev, cfg->api_key, r->max_events, cfg->max_bytes, b);
     if (e)

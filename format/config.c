@@ -35,9 +35,10 @@ static int check_regex(const char *v, char *why, size_t n)
  * MERGE: once ferry-record has them, put "allow", "deny" and "redact" in the
  * record column of the three privacy rows below: that is all the wiring
  * needed (the file's items then go in front of the command line's, and lists
- * add up), and drop check_regex from the redact row so that ferry-record's
- * own --redact check is the only one. Until then they are checked here and
- * shown by ferry-journal config.
+ * add up). check_regex must accept what ferry-record's --redact accepts
+ * (POSIX extended here; tests/config test_bad_regex expects every program to
+ * refuse a bad one). Until then they are checked here and shown by
+ * ferry-journal config.
  * MERGE: ferry-replay --ip (another branch) is one more row:
  *   {"replayer", "ip", FY_CONF_ARG, FY_ENV_NONE, NULL, {NULL, "ip", NULL}, "pass", NULL},
  * (with the default that branch documents). */

@@ -257,6 +257,14 @@ int main(int argc, char **argv)
                      .retry_for_s = 60, .device_rate = -1, .throttle_wait_s = 30, .max_events = 2000};
     const char *jflag = NULL, *endpoint = NULL, *keyfile = NULL;
     int once = 0, follow = 0, eu = 0, batch = 0, opt_out = 0, c;
+    /* First of all: a SIGTERM during start-up (reading the configuration,
+     * the key, TLS set-up) then stops the run cleanly instead of killing it. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
     int code = fy_config_args(&config, PROG, FY_PROG_REPLAY, &argc, &argv, SHORTOPTS, longopts);
     if (code) {
         fy_config_free(&config);
@@ -369,12 +377,6 @@ int main(int argc, char **argv)
         return EX_USAGE;
     }
     cfg.url = url;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
 
     code = rp_run(&cfg);
     memset(key, 0, sizeof key);

@@ -156,7 +156,7 @@ static int handler(void *user, const char *section, const char *name, const char
             if (!strcasecmp(section, fy_conf_keys[i].section) && fy_conf_keys[i].kind != FY_CONF_REFUSED)
                 snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", *known ? ", " : "",
                          fy_conf_keys[i].key);
-        return bad(p, "[%s] %s: unknown key (known: %s)", k ? k->section : section, name, known);
+        return bad(p, "[%s] %s: unknown key (known: %s)", section, name, known);
     }
     /* The value is never repeated in this message: it is a secret. */
     if (k->kind == FY_CONF_REFUSED)

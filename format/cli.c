@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,9 +33,26 @@ const char *fy_cli_journal_dir(const char *flag, char *buf, size_t n)
     return buf;
 }
 
+int (*fy_cli_usage_hook)(const char *prog, const char *msg);
+
+int fy_cli_env_opt_out(void)
+{
+    const char *v = getenv("FERRY_OPT_OUT");
+    return v && (!strcmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes"));
+}
+
 int fy_cli_usage_error(const char *prog, const char *fmt, ...)
 {
     va_list ap;
+    if (fy_cli_usage_hook) {
+        char msg[1024];
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        int code = fy_cli_usage_hook(prog, msg);
+        if (code)
+            return code;
+    }
     va_start(ap, fmt);
     fprintf(stderr, "%s: ", prog);
     vfprintf(stderr, fmt, ap);

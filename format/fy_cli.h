@@ -22,6 +22,13 @@ int fy_cli_usage_error(const char *prog, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+/* Set by fy_config while an option from the configuration file is parsed:
+ * fy_cli_usage_error hands it the message, it prints it naming the file's
+ * line and returns the exit code (EX_CONFIG). Returns 0 to decline. */
+extern int (*fy_cli_usage_hook)(const char *prog, const char *msg);
+
+/* FERRY_OPT_OUT is 1, true or yes (any case). */
+int fy_cli_env_opt_out(void);
 
 /* The sysexits code for an error (README, "Exit codes"). */
 int fy_cli_exit_code(ferry_err e);

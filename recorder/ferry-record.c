@@ -2,6 +2,7 @@
 #include "ferry.h"
 #include "fy_catalog.h"
 #include "fy_cli.h"
+#include "fy_config.h"
 #include "fy_fail.h"
 #include "recorder_internal.h"
 #include "service.h"
@@ -97,6 +98,9 @@ static void usage(FILE *f)
 "      --durability MODE      full (default: fsync'd before success) or relaxed\n"
 "      --overflow POLICY      when full: reject (default) or evict-oldest\n"
 "      --opt-out              record nothing, succeed (as FERRY_OPT_OUT=1)\n"
+"      --config FILE          the configuration file (default: $FERRY_CONFIG,\n"
+"                             else " FY_CONFIG_DEFAULT ", if present);\n"
+"                             flags win over it (ferry.conf(5))\n"
 "\n"
 "  -v, --verbose              report what was recorded on stderr\n"
 "  -h, --help                 show this help\n"
@@ -104,7 +108,7 @@ static void usage(FILE *f)
 "\n"
 "Exit codes: 0 ok, 64 usage, 65 bad input (some line or field), 73 cannot\n"
 "create the journal, 74 I/O error, 75 journal full (temporary), 78 the\n"
-"catalog for --strict cannot be loaded.\n", f);
+"catalog for --strict cannot be loaded, or a bad configuration file.\n", f);
 }
 
 #define usage_error(...) fy_cli_usage_error(PROG, __VA_ARGS__)
@@ -299,6 +303,11 @@ static int add_policy_rule(ferry_policy **policy, int opt, const char *arg)
         return usage_error("%s", ferry_last_error()); /* names the path or regex */
     return e ? fail(e) : EX_OK;
 }
+enum { OPT_CONFIG = 1280 };
+#define SHORTOPTS "d:f:hj:p:t:u:vV"
+
+/* The configuration file's settings come in front of argv (fy_config.h). */
+static fy_config config;
 
 int main(int argc, char **argv)
 {
@@ -308,6 +317,7 @@ int main(int argc, char **argv)
         {"deny", required_argument, NULL, OPT_DENY},
         {"redact", required_argument, NULL, OPT_REDACT},
         {"catalog", required_argument, NULL, OPT_CATALOG},
+        {"config", required_argument, NULL, OPT_CONFIG},
         {"strict", no_argument, NULL, OPT_STRICT},
         {"device-id", required_argument, NULL, 'd'},
         {"durability", required_argument, NULL, OPT_DURABILITY},
@@ -341,10 +351,15 @@ int main(int argc, char **argv)
     const char *catalog_path = NULL;
     fy_service_opts svc = {0};
     ferry_policy *policy = NULL;
+    if ((status = fy_config_args(&config, PROG, FY_PROG_RECORD, &argc, &argv, SHORTOPTS, longopts))) {
+        fy_config_free(&config);
+        return status;
+    }
     json_t *props = json_object(), *uprops = json_object(), *fields = json_object();
 
-    while ((c = getopt_long(argc, argv, "d:f:hj:p:t:u:vV", longopts, NULL)) != -1 && status == EX_OK) {
+    while ((c = fy_config_getopt(&config, argc, argv, SHORTOPTS, longopts)) != -1 && status == EX_OK) {
         switch (c) {
+        case OPT_CONFIG: break; /* read by fy_config_args */
         case 'd': ev.device_id = optarg; break;
         case 'f': if (add_pair(fields, "--field", optarg)) status = EX_USAGE; break;
         case 'h': usage(stdout); status = -1; break;
@@ -448,5 +463,6 @@ int main(int argc, char **argv)
     json_decref(uprops);
     json_decref(fields);
     fy_catalog_free(strict_catalog);
+    fy_config_free(&config);
     return status < 0 ? EX_OK : status;
 }

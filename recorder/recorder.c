@@ -2,6 +2,7 @@
 #include "ferry.h"
 #include "recorder_internal.h"
 #include "fy_buf.h"
+#include "fy_cli.h"
 #include "fy_fail.h"
 #include "fy_journal.h"
 #include "fy_policy.h"
@@ -36,11 +37,7 @@ struct ferry_batch {
 
 const char *ferry_version(void) { return FERRY_VERSION; }
 
-static int env_opt_out(void)
-{
-    const char *v = getenv("FERRY_OPT_OUT");
-    return v && (!strcmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes"));
-}
+static int env_opt_out(void) { return fy_cli_env_opt_out(); } /* one rule for every program */
 
 ferry_err ferry_open(const char *dir, const ferry_options *opts, ferry_journal **out)
 {

@@ -2,6 +2,7 @@
 #include "replay.h"
 #include "rp.h"
 #include "fy_cli.h"
+#include "fy_config.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -22,6 +23,7 @@ static void usage(FILE *f)
 "Usage: " PROG " [-j DIR] (--once | --follow) [--endpoint URL | --eu] [--batch-api]\n"
 "                    [--api-key-file FILE] [--timeout SECONDS] [--max-retry-delay SECONDS]\n"
 "                    [--retry-for SECONDS] [--sink NAME] [--progress] [--json]\n"
+"                    [--config FILE] [--opt-out]\n"
 "\n"
 "Deliver the events of a ferry journal to Amplitude, each exactly once: the\n"
 "cursor moves only after Amplitude acknowledged, and resends carry the same\n"
@@ -52,11 +54,17 @@ static void usage(FILE *f)
 "  --json                   a JSON summary on stdout at exit\n"
 "  -j, --journal DIR        journal directory (default: $FERRY_JOURNAL, else\n"
 "                           /var/lib/ferry/journal as root, else ~/.local/state/ferry/journal)\n"
+"  --opt-out                send nothing, touch nothing, exit 0; so do FERRY_OPT_OUT=1\n"
+"                           and [recorder] opt_out = true in the configuration file\n"
+"                           (--follow checks the file again every few seconds and stops)\n"
+"  --config FILE            the configuration file (default: $FERRY_CONFIG, else\n"
+"                           " FY_CONFIG_DEFAULT ", if present); flags win over it\n"
 "  -h, --help, -V, --version\n"
 "\n"
 "Exit codes: 0 nothing pending, 64 usage, 66 no journal, 74 journal I/O error,\n"
 "75 events still pending (endpoint unreachable for --retry-for, or stopped),\n"
-"78 the endpoint refused the configuration (API key, path, region): nothing moved.\n"
+"78 the endpoint refused the configuration (API key, path, region): nothing moved,\n"
+"or the API key or configuration file cannot be read or is bad.\n"
 "Proxies: libcurl's https_proxy / no_proxy environment variables are honoured.\n");
 }
 
@@ -93,21 +101,29 @@ static int sink_name_ok(const char *s)
     return 1;
 }
 
-/* The API key: from the file, else $FERRY_API_KEY; trailing whitespace cut. */
+/* The configuration file's settings come in front of argv (fy_config.h). */
+static fy_config config;
+
+/* The API key: from the file, else $FERRY_API_KEY; trailing whitespace cut.
+ * Messages name the file, never the key. */
 static int load_api_key(const char *file, char *out, size_t n)
 {
     size_t len = 0;
     if (file) {
+        char origin[4200];
+        const char *from = fy_config_origin(&config, file, origin, sizeof origin);
         FILE *f = fopen(file, "r");
         if (!f) {
-            fprintf(stderr, PROG ": --api-key-file %s: %s\n", file, strerror(errno));
+            fprintf(stderr, PROG ": %s%s%s: %s\n", from ? from : "--api-key-file", from ? " = " : " ", file,
+                    strerror(errno));
             return -1;
         }
         len = fread(out, 1, n - 1, f);
         int overflow = len == n - 1 && fgetc(f) != EOF;
         fclose(f);
         if (overflow) {
-            fprintf(stderr, PROG ": --api-key-file %s: too long for an API key\n", file);
+            fprintf(stderr, PROG ": %s%s%s: too long for an API key\n", from ? from : "--api-key-file",
+                    from ? " = " : " ", file);
             return -1;
         }
     } else {
@@ -133,6 +149,39 @@ static int load_api_key(const char *file, char *out, size_t n)
         return -1;
     }
     return 0;
+}
+
+/* NULL if s can be an endpoint, else why not. */
+static const char *endpoint_problem(const char *s)
+{
+    CURLU *u = curl_url();
+    const char *why = NULL;
+    char *scheme = NULL;
+    if (!u || curl_url_set(u, CURLUPART_URL, s, 0) != CURLUE_OK)
+        why = "not a URL";
+    else if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+             (strcmp(scheme, "http") && strcmp(scheme, "https")))
+        why = "only http and https are supported";
+    curl_free(scheme);
+    curl_url_cleanup(u);
+    return why;
+}
+
+/* --follow: whether the configuration file now says opt_out = true, read
+ * again when it changed, at most every few seconds. */
+static int follow_opted_out(void *arg)
+{
+    (void)arg;
+    static int64_t next_ms;
+    static char why[4200];
+    int64_t now = rp_now_ms();
+    if (now < next_ms)
+        return 0;
+    next_ms = now + 3000;
+    if (!fy_config_file_opt_out(&config, why, sizeof why))
+        return 0;
+    fprintf(stderr, PROG ": opted out (%s): stopping; nothing more is sent\n", why);
+    return 1;
 }
 
 /* The endpoint URL: a URL without a path gets the API's path. */
@@ -170,7 +219,8 @@ static char *endpoint_url(const char *given, int eu, int batch)
 
 enum { OPT_ONCE = 256, OPT_FOLLOW, OPT_ENDPOINT, OPT_EU, OPT_BATCH, OPT_KEYFILE, OPT_TIMEOUT, OPT_MAXDELAY,
        OPT_RETRYFOR, OPT_SINK, OPT_PROGRESS, OPT_JSON, OPT_RATE, OPT_MAXEVENTS, OPT_NOGZIP, OPT_KEEP,
-       OPT_CACERT, OPT_THROTTLE_WAIT, OPT_KEY_ARGUMENT };
+       OPT_CACERT, OPT_THROTTLE_WAIT, OPT_KEY_ARGUMENT, OPT_CONFIG, OPT_OPT_OUT };
+#define SHORTOPTS "hj:V"
 
 int main(int argc, char **argv)
 {
@@ -181,6 +231,7 @@ int main(int argc, char **argv)
         {"api-key-file", required_argument, NULL, OPT_KEYFILE},
         {"batch-api", no_argument, NULL, OPT_BATCH},
         {"cacert", required_argument, NULL, OPT_CACERT},
+        {"config", required_argument, NULL, OPT_CONFIG},
         {"device-rate", required_argument, NULL, OPT_RATE},
         {"endpoint", required_argument, NULL, OPT_ENDPOINT},
         {"eu", no_argument, NULL, OPT_EU},
@@ -193,6 +244,7 @@ int main(int argc, char **argv)
         {"max-retry-delay", required_argument, NULL, OPT_MAXDELAY},
         {"no-gzip", no_argument, NULL, OPT_NOGZIP},
         {"once", no_argument, NULL, OPT_ONCE},
+        {"opt-out", no_argument, NULL, OPT_OPT_OUT},
         {"progress", no_argument, NULL, OPT_PROGRESS},
         {"retry-for", required_argument, NULL, OPT_RETRYFOR},
         {"sink", required_argument, NULL, OPT_SINK},
@@ -204,16 +256,40 @@ int main(int argc, char **argv)
     rp_config cfg = {.sink = FY_DEFAULT_SINK, .gzip = 1, .timeout_s = 30, .max_retry_delay_s = 300,
                      .retry_for_s = 60, .device_rate = -1, .throttle_wait_s = 30, .max_events = 2000};
     const char *jflag = NULL, *endpoint = NULL, *keyfile = NULL;
-    int once = 0, follow = 0, eu = 0, batch = 0, c;
-    while ((c = getopt_long(argc, argv, "hj:V", longopts, NULL)) != -1) {
+    int once = 0, follow = 0, eu = 0, batch = 0, opt_out = 0, c;
+    /* First of all: a SIGTERM during start-up (reading the configuration,
+     * the key, TLS set-up) then stops the run cleanly instead of killing it. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    int code = fy_config_args(&config, PROG, FY_PROG_REPLAY, &argc, &argv, SHORTOPTS, longopts);
+    if (code) {
+        fy_config_free(&config);
+        return code;
+    }
+    while ((c = fy_config_getopt(&config, argc, argv, SHORTOPTS, longopts)) != -1) {
+        char origin[8];
         switch (c) {
+        case OPT_CONFIG: break; /* read by fy_config_args */
+        case OPT_OPT_OUT: opt_out = 1; break;
         case 'h': usage(stdout); return EX_OK;
         case 'V': printf(PROG " %s\n", FERRY_VERSION_STRING); return EX_OK;
         case 'j': jflag = optarg; break;
         case OPT_ONCE: once = 1; break;
         case OPT_FOLLOW: follow = 1; break;
-        case OPT_ENDPOINT: endpoint = optarg; break;
-        case OPT_EU: eu = 1; break;
+        case OPT_ENDPOINT:
+            if (endpoint_problem(optarg))
+                return fy_cli_usage_error(PROG, "--endpoint %s: %s", optarg, endpoint_problem(optarg));
+            endpoint = optarg;
+            break;
+        case OPT_EU:
+            if (endpoint && fy_config_origin(&config, endpoint, origin, sizeof origin))
+                endpoint = NULL; /* the command line wins over the file's endpoint */
+            eu = 1;
+            break;
         case OPT_BATCH: batch = 1; break;
         case OPT_KEYFILE: keyfile = optarg; break;
         case OPT_KEY_ARGUMENT:
@@ -265,7 +341,18 @@ int main(int argc, char **argv)
         return usage_error("say --once or --follow", NULL);
     if (endpoint && eu)
         return usage_error("--endpoint and --eu exclude each other", NULL);
+    /* Opt-out: nothing is sent and nothing is opened, not even the journal. */
+    char why[4200];
+    if (fy_config_opt_out(&config, why, sizeof why) || (opt_out && snprintf(why, sizeof why, "--opt-out"))) {
+        fprintf(stderr, PROG ": opted out (%s): nothing sent, the journal untouched\n", why);
+        if (cfg.json)
+            printf("{\"exit_code\":0,\"opted_out\":true,\"delivered\":0}\n");
+        fy_config_free(&config);
+        return EX_OK;
+    }
     cfg.follow = follow;
+    if (follow)
+        cfg.opted_out = follow_opted_out;
     cfg.max_bytes = batch ? 20000000u : 1000000u; /* Amplitude: 1 MB (HTTP V2), 20 MB (Batch) */
     if (cfg.device_rate < 0)
         cfg.device_rate = batch ? 800 : 25;
@@ -290,16 +377,11 @@ int main(int argc, char **argv)
         return EX_USAGE;
     }
     cfg.url = url;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
 
-    int code = rp_run(&cfg);
+    code = rp_run(&cfg);
     memset(key, 0, sizeof key);
     free(url);
     curl_global_cleanup();
+    fy_config_free(&config);
     return code;
 }

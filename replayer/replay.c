@@ -54,6 +54,15 @@ static void logf_(const char *fmt, ...)
     va_end(ap);
 }
 
+/* Overwrites every copy of the API key in s (text from the endpoint). */
+static void scrub(char *s, const char *key)
+{
+    size_t kl = key ? strlen(key) : 0;
+    char *p;
+    while (s && kl && (p = strstr(s, key)))
+        memset(p, '*', kl);
+}
+
 /* ---- bookkeeping transactions ------------------------------------------ */
 
 typedef ferry_err (*cursor_edit)(run *r, MDB_txn *txn, fy_cursor *c, void *arg);
@@ -421,6 +430,8 @@ static int step(run *r)
     rp_batch *b = &r->batch;
     if (rp_stop)
         return stopped(r);
+    if (cfg->opted_out && cfg->opted_out(cfg->opted_out_arg))
+        return finish(r, EX_OK, NULL); /* before building the next request */
     progress(r, 0);
     ferry_err e = rp_batch_build(&r->j, cfg->sink, r->dev, cfg->api_key, r->max_events, cfg->max_bytes, b);
     if (e)
@@ -447,6 +458,11 @@ static int step(run *r)
         return stopped(r); /* aborted mid-transfer: the events stay pending */
     rp_verdict v;
     rp_classify(&r->resp, b->n + b->n_loss, &v); /* one or the other */
+    /* An endpoint may echo the request: its words never carry the key into
+     * logs or dead letters. */
+    scrub(v.message, cfg->api_key);
+    for (size_t i = 0; v.reasons && i < v.n_events; i++)
+        scrub(v.reasons[i], cfg->api_key);
     /* Only a 200, a 5xx or no clear answer may mean the events arrived. */
     int not_ingested = !r->resp.sent || (v.kind != RP_OK && v.kind != RP_RETRY);
     if (not_ingested && (e = with_cursor(r, edit_not_sent, NULL))) {

@@ -22,6 +22,10 @@ typedef struct rp_config {
     double throttle_wait_s;   /* least pause of a throttled device (Amplitude: 30 s) */
     size_t max_events;        /* per request */
     size_t max_bytes;         /* per request, before compression */
+    /* --follow: nonzero when the user opted out since the start (it prints
+     * why); the run then stops, sending nothing more. NULL: never. */
+    int (*opted_out)(void *arg);
+    void *opted_out_arg;
 } rp_config;
 
 /* Runs until done (--once) or stopped (--follow); returns the exit code. */

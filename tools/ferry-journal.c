@@ -2,6 +2,7 @@
 #include "ferry.h"
 #include "fy_buf.h"
 #include "fy_cli.h"
+#include "fy_config.h"
 #include "fy_fail.h"
 #include "fy_journal.h"
 #include "fy_policy.h"
@@ -77,18 +78,25 @@ static void usage(FILE *f)
 "  requeue [--sink NAME] (SEQ... | --all)\n"
 "                  put dead events back in line: appended again under new sequence\n"
 "                  numbers, with their original insert_id\n"
-"\n"
+"  config [--json] the effective configuration: every key of the configuration\n"
+"                  file, its value and where it comes from (default, FILE:LINE,\n"
+"                  env, flag); the API key is never shown. Needs no journal\n"
+"\n");
+    fprintf(f, /* two strings: C99 guarantees only 4095 characters in one */
 "Options:\n"
 "  -j, --journal DIR   journal directory (default: $FERRY_JOURNAL, else\n"
 "                      /var/lib/ferry/journal as root, else\n"
 "                      ~/.local/state/ferry/journal)\n"
+"      --config FILE   the configuration file (default: $FERRY_CONFIG, else\n"
+"                      " FY_CONFIG_DEFAULT ", if present)\n"
 "  -h, --help          show this help\n"
 "  -V, --version       show the version\n"
 "\n"
 "Exit codes: 0 ok, 64 usage, 65 a record could not be decoded (dump goes on) or\n"
 "the journal's format is newer than this program,\n"
 "66 no journal there, 73 the output exists (export, copy), 74 I/O error or corrupt\n"
-"journal, 75 the journal is too small (import); verify: 65 problems found.\n");
+"journal, 75 the journal is too small (import), 78 a bad configuration file;\n"
+"verify: 65 problems found.\n");
 }
 
 static int fail(ferry_err e)
@@ -873,6 +881,36 @@ static int cmd_requeue(fy_journal *j, int argc, char **argv)
     return e ? fail(e) : EX_OK;
 }
 
+/* ---- config ------------------------------------------------------------ */
+
+static fy_config config;
+
+static int cmd_config(const char *jflag, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'J'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+    };
+    int json = 0, c;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'J': json = 1; break;
+        case 'h': printf("Usage: " PROG " [--config FILE] [-j DIR] config [--json]\n"); return EX_OK;
+        default: fprintf(stderr, "Try '" PROG " config --help'.\n"); return EX_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, PROG " config: unexpected argument '%s'\n", argv[optind]);
+        return EX_USAGE;
+    }
+    char origin[8];
+    /* -j from the file is the file's value, not a flag. */
+    if (jflag && fy_config_origin(&config, jflag, origin, sizeof origin))
+        jflag = NULL;
+    fy_config_print(&config, jflag, json, stdout);
+    return fflush(stdout) ? EX_IOERR : EX_OK;
+}
+
 /* ---- main -------------------------------------------------------------- */
 
 typedef struct command {
@@ -893,9 +931,19 @@ static const command commands[] = {
     {"stat", cmd_stat, 0},
 };
 
+static int run(int argc, char **argv);
+
 int main(int argc, char **argv)
 {
+    int status = run(argc, argv);
+    fy_config_free(&config);
+    return status;
+}
+
+static int run(int argc, char **argv)
+{
     static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},
         {"journal", required_argument, NULL, 'j'},
         {"version", no_argument, NULL, 'V'},
@@ -904,8 +952,11 @@ int main(int argc, char **argv)
     const char *jflag = NULL;
     int c;
     /* "+": options end at the command name. */
-    while ((c = getopt_long(argc, argv, "+hj:V", longopts, NULL)) != -1) {
+    if ((c = fy_config_args(&config, PROG, FY_PROG_JOURNAL, &argc, &argv, "+hj:V", longopts)))
+        return c;
+    while ((c = fy_config_getopt(&config, argc, argv, "+hj:V", longopts)) != -1) {
         switch (c) {
+        case 'C': break; /* read by fy_config_args */
         case 'h': usage(stdout); return EX_OK;
         case 'j': jflag = optarg; break;
         case 'V': printf(PROG " %s\n", ferry_version()); return EX_OK;
@@ -916,6 +967,8 @@ int main(int argc, char **argv)
         usage(stderr);
         return EX_USAGE;
     }
+    if (!strcmp(argv[optind], "config"))
+        return cmd_config(jflag, argc - optind, argv + optind);
     fj_dir_command *own = fj_find_dir_command(argv[optind]); /* verify, import: open the journal themselves */
     if (own) {
         char ownbuf[4096];

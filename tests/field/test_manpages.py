@@ -67,7 +67,8 @@ class ManPages(unittest.TestCase):
             found = []
             for root, _, files in os.walk(tmp):
                 found += [os.path.relpath(os.path.join(root, f), tmp) for f in files]
-            self.assertEqual(sorted(found), sorted("share/man/man1/%s.1" % n for n in PROGRAMS))
+            self.assertEqual(sorted(found), sorted(["share/man/man1/%s.1" % n for n in PROGRAMS] +
+                                                   ["share/man/man5/ferry.conf.5"]))
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 

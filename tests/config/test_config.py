@@ -178,6 +178,22 @@ class Precedence(ConfigCase):
         self.assertEqual((rc, err), (0, ""))
         self.assertFalse(os.path.exists(j))
 
+    def test_file_privacy_policy_reaches_the_recorder(self):
+        j = os.path.join(self.tmp, "j")
+        conf = self.write_conf("[journal]\ndir = %s\n[privacy]\ndeny = event_properties.token\n"
+                               "redact = host-[0-9]+\n" % j)
+        rc, out, err = self.run_env([RECORD, "--config", conf, "-t", "x", "-d", "d1",
+                                     "-p", "token=SECRET-TOKEN-42", "-p", "error=timeout at host-1234",
+                                     "--deny", "event_properties.other"])
+        self.assertEqual(rc, 0, err)
+        with open(os.path.join(j, "data.mdb"), "rb") as f:
+            data = f.read()
+        self.assertNotIn(b"SECRET-TOKEN-42", data)
+        self.assertNotIn(b"host-1234", data)
+        self.assertIn(b"timeout at", data)
+        st = self.stat(j)
+        self.assertEqual((st["props_dropped"], st["values_redacted"]), (1, 1))
+
     def test_indented_lines_comments_and_case(self):
         j = os.path.join(self.tmp, "j")
         conf = self.write_conf("; a comment\n# another\n\n  [Journal]\n    DIR = %s\n\n[recorder]\n"

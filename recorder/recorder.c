@@ -137,8 +137,13 @@ static ferry_err batch_add_object(ferry_batch *b, json_t *ev)
     char uuid[FY_UUID_LEN + 1];
     if (!e && !json_object_get(ev, "insert_id"))
         e = fy_uuid4(uuid);
-    if (!e)
-        e = fy_record_encode(ev, fy_now_ms(), uuid, &b->data);
+    if (!e) {
+        /* Wall time, CLOCK_BOOTTIME and boot id: the replayer corrects a
+         * wall clock that was wrong at boot (no RTC) from the other two. */
+        fy_stamp st;
+        fy_stamp_now(&st);
+        e = fy_record_encode_stamped(ev, &st, uuid, &b->data);
+    }
     if (!e)
         b->ends[b->n++] = b->data.len;
     json_decref(ev);

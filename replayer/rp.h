@@ -86,6 +86,11 @@ typedef struct rp_batch {
     uint64_t too_big_seq;   /* an event larger than a whole request (0: none) */
     int64_t next_ready_ms;  /* when skipped (paused/paced) events become sendable; 0: none skipped */
     uint64_t pending_seen;  /* events not done that were looked at */
+    /* Rewrites on the way out (clock.h, rewrite.h), set by the caller after
+     * rp_batch_init; clock NULL: times sent as recorded. */
+    struct rp_clock *clock;
+    int ip_mode;            /* rp_ip_mode */
+    uint64_t held;          /* events held back: this boot's clock is not trustworthy yet */
 } rp_batch;
 
 void rp_batch_init(rp_batch *b);

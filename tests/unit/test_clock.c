@@ -1,0 +1,293 @@
+/* test_clock.c: records with clock readings (elements 4 and 5), the
+ * replayer's trust and correction rules (replayer/clock.c) and its event
+ * emitter (replayer/rewrite.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include "test_util.h"
+
+#include "clock.h"
+#include "rewrite.h"
+
+#define BOOT_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define BOOT_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define FLOOR 1790000000000LL   /* 2026-09-21 */
+#define GOOD 1795939200000LL    /* 2026-11-29T04:00Z: after the floor */
+#define BAD 1577836800000LL     /* 2020-01-01: before it */
+#define JUMP 10000
+
+/* One encoded record and its decoded view (pointing into buf). */
+typedef struct rec {
+    fy_buf buf;
+    fy_record r;
+} rec;
+
+/* A record made at wall time `wall`, CLOCK_BOOTTIME `mono` in boot `boot`
+ * (NULL: a 4-element record), with the event's time `time` (0: = wall). */
+static void make(rec *x, int64_t wall, int64_t mono, const char *boot, int64_t time)
+{
+    char text[256];
+    snprintf(text, sizeof text, "{\"event_type\":\"T\",\"device_id\":\"device-1\",\"time\":%lld}",
+             (long long)(time ? time : wall));
+    json_error_t jerr;
+    json_t *ev = json_loads(text, 0, &jerr);
+    assert_non_null(ev);
+    fy_stamp st = {.wall_ms = wall, .mono_ms = boot ? mono : -1, .boot_id = ""};
+    if (boot)
+        snprintf(st.boot_id, sizeof st.boot_id, "%s", boot);
+    fy_buf_init(&x->buf, 0);
+    assert_int_equal(fy_record_encode_stamped(ev, &st, "11111111-2222-4333-8444-555555555555", &x->buf), FERRY_OK);
+    json_decref(ev);
+    assert_int_equal(fy_record_decode(x->buf.data, x->buf.len, &x->r), FERRY_OK);
+}
+
+static void unmake(rec *x)
+{
+    fy_record_free(&x->r);
+    fy_buf_free(&x->buf);
+}
+
+static void test_record_elements(void **state)
+{
+    (void)state;
+    rec x;
+    make(&x, GOOD, 123456, BOOT_A, 0);
+    assert_int_equal(((unsigned char *)x.buf.data)[0], 0x96); /* 6 elements */
+    assert_int_equal(x.r.mono_ms, 123456);
+    assert_non_null(x.r.boot_id);
+    assert_memory_equal(x.r.boot_id, BOOT_A, FY_BOOT_ID_LEN);
+    assert_int_equal(x.r.recorded_at_ms, GOOD);
+    fy_buf j;
+    fy_buf_init(&j, 0);
+    assert_int_equal(fy_record_clock_json(&j, &x.r), FERRY_OK);
+    assert_int_equal(fy_buf_putc(&j, '\0'), FERRY_OK);
+    assert_string_equal(j.data, ",\"mono_ms\":123456,\"boot_id\":\"" BOOT_A "\"");
+    fy_buf_free(&j);
+    /* the CRC covers the new elements: a flipped bit in the boot id is caught */
+    ((unsigned char *)x.buf.data)[x.buf.len - 1] ^= 1;
+    fy_record bad;
+    assert_int_equal(fy_record_decode(x.buf.data, x.buf.len, &bad), FERRY_ECORRUPT);
+    unmake(&x);
+
+    make(&x, GOOD, 0, NULL, 0); /* without a boot id: the 4-element record of format 1.0 */
+    assert_int_equal(((unsigned char *)x.buf.data)[0], 0x94);
+    assert_int_equal(x.r.mono_ms, -1);
+    assert_null(x.r.boot_id);
+    unmake(&x);
+
+    char live[FY_BOOT_ID_LEN + 1];
+    fy_boot_id(live);
+    assert_int_equal(strlen(live), FY_BOOT_ID_LEN); /* Linux: /proc/sys/kernel/random/boot_id */
+    fy_stamp now;
+    fy_stamp_now(&now);
+    assert_true(now.mono_ms > 0);
+    assert_true(now.wall_ms > 1600000000000LL);
+}
+
+static void test_correct_math(void **state)
+{
+    (void)state;
+    assert_int_equal(rp_clock_correct(GOOD, 50000, 20000), GOOD - 30000);
+    assert_int_equal(rp_clock_correct(GOOD, 50000, 80000), GOOD + 30000);
+    int64_t f = rp_clock_build_floor_ms();
+    assert_true(f >= 1704067200000LL);          /* 2024-01-01 or later */
+    assert_true(f <= fy_now_ms());              /* built in the past */
+    assert_int_equal(f % 86400000LL, 0);        /* a midnight */
+}
+
+/* A device booted at 2020-01-01 (no RTC) records 2 events; NTP steps the
+ * clock; then 2 more. The first two are corrected from the third (anchor). */
+static void test_past_boot_with_step(void **state)
+{
+    (void)state;
+    rp_clock *c = rp_clock_new(FLOOR, JUMP);
+    assert_non_null(c);
+    rec x[4];
+    make(&x[0], BAD + 5000, 5000, BOOT_A, 0);
+    make(&x[1], BAD + 65000, 65000, BOOT_A, BAD + 60000); /* the caller's time, 5 s before recording */
+    make(&x[2], GOOD, 70000, BOOT_A, 0);
+    make(&x[3], GOOD + 10000, 80000, BOOT_A, 0);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(rp_clock_observe(c, (uint64_t)i + 1, &x[i].r), FERRY_OK);
+    assert_int_equal(rp_clock_observed(c), 4);
+    int64_t d;
+    assert_int_equal(rp_clock_judge(c, 1, &x[0].r, &d), RP_TIME_CORRECTED);
+    assert_int_equal(x[0].r.time_ms + d, GOOD - 65000); /* 65 s of boot time before the anchor */
+    assert_int_equal(rp_clock_judge(c, 2, &x[1].r, &d), RP_TIME_CORRECTED);
+    assert_int_equal(x[1].r.time_ms + d, GOOD - 5000 - 5000); /* moved with its record */
+    assert_int_equal(rp_clock_judge(c, 3, &x[2].r, &d), RP_TIME_TRUSTED);
+    assert_int_equal(rp_clock_judge(c, 4, &x[3].r, &d), RP_TIME_TRUSTED);
+    /* another machine replaying: its own boot id differs, nothing changes */
+    fy_stamp now = {.wall_ms = GOOD + 999999, .mono_ms = 5, .boot_id = BOOT_B};
+    rp_clock_set_now(c, &now);
+    assert_int_equal(rp_clock_judge(c, 1, &x[0].r, &d), RP_TIME_CORRECTED);
+    assert_int_equal(x[0].r.time_ms + d, GOOD - 65000);
+    for (int i = 0; i < 4; i++)
+        unmake(&x[i]);
+    rp_clock_free(c);
+}
+
+/* A wrong clock after the floor (fake-hwclock: the last saved time) is
+ * caught by the step alone; a step under the threshold is no step. */
+static void test_step_after_floor_and_small_steps(void **state)
+{
+    (void)state;
+    rp_clock *c = rp_clock_new(FLOOR, JUMP);
+    rec x[4];
+    make(&x[0], GOOD - 7200000, 1000, BOOT_A, 0);          /* 2 h behind */
+    make(&x[1], GOOD - 7200000 + 5000 + 9000, 6000, BOOT_A, 0); /* +9 s drift: same segment */
+    make(&x[2], GOOD, 10000, BOOT_A, 0);                   /* stepped */
+    make(&x[3], GOOD + 1000, 11000, BOOT_A, 0);
+    for (int i = 0; i < 4; i++)
+        rp_clock_observe(c, (uint64_t)i + 1, &x[i].r);
+    int64_t d;
+    assert_int_equal(rp_clock_judge(c, 1, &x[0].r, &d), RP_TIME_CORRECTED);
+    assert_int_equal(x[0].r.time_ms + d, GOOD - 9000);
+    assert_int_equal(rp_clock_judge(c, 2, &x[1].r, &d), RP_TIME_CORRECTED);
+    assert_int_equal(x[1].r.time_ms + d, GOOD - 4000);
+    assert_int_equal(rp_clock_judge(c, 3, &x[2].r, &d), RP_TIME_TRUSTED);
+    assert_int_equal(rp_clock_judge(c, 4, &x[3].r, &d), RP_TIME_TRUSTED);
+    for (int i = 0; i < 4; i++)
+        unmake(&x[i]);
+    rp_clock_free(c);
+}
+
+/* No trustworthy reading in a past boot, and old records: flagged, never
+ * guessed; interleaved boots do not mix. */
+static void test_uncorrectable_and_interleaved(void **state)
+{
+    (void)state;
+    rp_clock *c = rp_clock_new(FLOOR, JUMP);
+    rec x[5];
+    make(&x[0], BAD, 1000, BOOT_A, 0);
+    make(&x[1], GOOD, 500000, BOOT_B, 0);
+    make(&x[2], BAD + 2000, 3000, BOOT_A, 0);
+    make(&x[3], BAD, 0, NULL, 0);  /* a format-1.0 record before the floor */
+    make(&x[4], GOOD, 0, NULL, 0); /* and one after it */
+    for (int i = 0; i < 5; i++)
+        rp_clock_observe(c, (uint64_t)i + 10, &x[i].r);
+    int64_t d;
+    assert_int_equal(rp_clock_judge(c, 10, &x[0].r, &d), RP_TIME_UNCORRECTED);
+    assert_int_equal(rp_clock_judge(c, 11, &x[1].r, &d), RP_TIME_TRUSTED);
+    assert_int_equal(rp_clock_judge(c, 12, &x[2].r, &d), RP_TIME_UNCORRECTED);
+    assert_int_equal(rp_clock_judge(c, 13, &x[3].r, &d), RP_TIME_UNCORRECTED);
+    assert_int_equal(rp_clock_judge(c, 14, &x[4].r, &d), RP_TIME_TRUSTED);
+    for (int i = 0; i < 5; i++)
+        unmake(&x[i]);
+    rp_clock_free(c);
+}
+
+/* The replayer's own boot: its clock now decides. */
+static void test_current_boot(void **state)
+{
+    (void)state;
+    rp_clock *c = rp_clock_new(FLOOR, JUMP);
+    rec x[2];
+    make(&x[0], BAD, 1000, BOOT_A, 0);
+    make(&x[1], BAD + 1000, 2000, BOOT_A, 0);
+    rp_clock_observe(c, 1, &x[0].r);
+    rp_clock_observe(c, 2, &x[1].r);
+    int64_t d;
+    /* not set yet: hold */
+    fy_stamp now = {.wall_ms = BAD + 3000, .mono_ms = 4000, .boot_id = BOOT_A};
+    rp_clock_set_now(c, &now);
+    assert_int_equal(rp_clock_judge(c, 1, &x[0].r, &d), RP_TIME_HOLD);
+    /* set: now is the anchor */
+    now.wall_ms = GOOD;
+    now.mono_ms = 100000;
+    rp_clock_set_now(c, &now);
+    assert_int_equal(rp_clock_judge(c, 1, &x[0].r, &d), RP_TIME_CORRECTED);
+    assert_int_equal(x[0].r.time_ms + d, GOOD - 99000);
+    assert_int_equal(rp_clock_judge(c, 2, &x[1].r, &d), RP_TIME_CORRECTED);
+    assert_int_equal(x[1].r.time_ms + d, GOOD - 98000);
+    /* a record after the step: trusted, and it is the anchor from now on */
+    rec y;
+    make(&y, GOOD + 1000, 101000, BOOT_A, 0);
+    rp_clock_observe(c, 3, &y.r);
+    now.wall_ms = GOOD + 50000;
+    now.mono_ms = 150000;
+    rp_clock_set_now(c, &now);
+    assert_int_equal(rp_clock_judge(c, 3, &y.r, &d), RP_TIME_TRUSTED);
+    assert_int_equal(rp_clock_judge(c, 1, &x[0].r, &d), RP_TIME_CORRECTED);
+    assert_int_equal(x[0].r.time_ms + d, GOOD - 99000);
+    unmake(&y);
+    for (int i = 0; i < 2; i++)
+        unmake(&x[i]);
+    rp_clock_free(c);
+}
+
+static char *emit(const char *json, const rp_overrides *o)
+{
+    rec x;
+    json_error_t jerr;
+    json_t *ev = json_loads(json, 0, &jerr);
+    assert_non_null(ev);
+    fy_buf_init(&x.buf, 0);
+    assert_int_equal(fy_record_encode(ev, GOOD, "11111111-2222-4333-8444-555555555555", &x.buf), FERRY_OK);
+    json_decref(ev);
+    assert_int_equal(fy_record_decode(x.buf.data, x.buf.len, &x.r), FERRY_OK);
+    fy_buf out;
+    fy_buf_init(&out, 0);
+    assert_int_equal(rp_emit_event(&out, &x.r.event, o), FERRY_OK);
+    assert_int_equal(fy_buf_putc(&out, '\0'), FERRY_OK);
+    char *s = strdup(out.data);
+    fy_buf_free(&out);
+    unmake(&x);
+    return s;
+}
+
+static void test_emit_overrides(void **state)
+{
+    (void)state;
+    const char *ev = "{\"event_type\":\"T\",\"device_id\":\"d-1\",\"time\":5,\"ip\":\"10.1.2.3\",\"city\":\"Oslo\","
+                     "\"country\":\"Norway\",\"region\":\"Oslo\",\"dma\":\"x\",\"location_lat\":59.9,"
+                     "\"location_lng\":10.7,\"insert_id\":\"i-1\",\"os_name\":\"linux\"}";
+    rp_overrides o = {.ip = RP_IP_PASS};
+    char *s = emit(ev, &o);
+    assert_string_equal(s, "{\"event_type\":\"T\",\"device_id\":\"d-1\",\"time\":5,\"ip\":\"10.1.2.3\",\"city\":\"Oslo\","
+                           "\"country\":\"Norway\",\"region\":\"Oslo\",\"dma\":\"x\",\"location_lat\":59.9,"
+                           "\"location_lng\":10.7,\"insert_id\":\"i-1\",\"os_name\":\"linux\"}");
+    free(s);
+    o.ip = RP_IP_NONE;
+    s = emit(ev, &o);
+    assert_string_equal(s, "{\"event_type\":\"T\",\"device_id\":\"d-1\",\"time\":5,\"insert_id\":\"i-1\","
+                           "\"os_name\":\"linux\"}");
+    free(s);
+    o.ip = RP_IP_REMOTE;
+    o.set_time = 1;
+    o.time_ms = 1795939200000LL;
+    o.n_props = 1;
+    o.props[0].key = RP_PROP_ORIGINAL_TIME;
+    o.props[0].i = 5;
+    s = emit(ev, &o);
+    assert_string_equal(s, "{\"event_type\":\"T\",\"device_id\":\"d-1\",\"time\":1795939200000,\"insert_id\":\"i-1\","
+                           "\"os_name\":\"linux\",\"event_properties\":{\"[ferry] original time\":5},"
+                           "\"ip\":\"$remote\"}");
+    free(s);
+    /* a recorded flag of the same name is replaced, other properties kept */
+    rp_overrides u = {.ip = RP_IP_NONE, .n_props = 1};
+    u.props[0].key = RP_PROP_UNCORRECTED;
+    u.props[0].is_true = 1;
+    s = emit("{\"event_type\":\"T\",\"user_id\":\"u-123\",\"event_properties\":{\"a\":1,"
+             "\"[ferry] time uncorrected\":false,\"b\":{\"c\":[1,2]}},\"time\":7,\"insert_id\":\"i\"}", &u);
+    assert_string_equal(s, "{\"event_type\":\"T\",\"user_id\":\"u-123\",\"event_properties\":{\"a\":1,\"b\":{\"c\":[1,2]},"
+                           "\"[ferry] time uncorrected\":true},\"time\":7,\"insert_id\":\"i\"}");
+    free(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_record_elements),
+        cmocka_unit_test(test_correct_math),
+        cmocka_unit_test(test_past_boot_with_step),
+        cmocka_unit_test(test_step_after_floor_and_small_steps),
+        cmocka_unit_test(test_uncorrectable_and_interleaved),
+        cmocka_unit_test(test_current_boot),
+        cmocka_unit_test(test_emit_overrides),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -192,6 +192,7 @@ static int overrides(const rp_batch *b, uint64_t seq, const fy_record *r, rp_ove
          * the caller gave came from the same (wrong) device clock. */
         o->set_time = 1;
         o->time_ms = r->time_ms + delta;
+        o->shift_session_ms = delta; /* a session's start came from the same clock */
         if (o->time_ms < 0)
             o->time_ms = 0;
         o->props[o->n_props].key = RP_PROP_ORIGINAL_TIME;

@@ -191,7 +191,9 @@ rp_time_verdict rp_clock_judge(const rp_clock *c, uint64_t seq, const fy_record 
         aw = b->segs[trusted].anchor_wall;
         am = b->segs[trusted].anchor_mono;
     }
-    if (mine == trusted)
+    /* Its own segment, or one on the same clock (a record requeued or
+     * imported later, or a boot's records interleaved with a step). */
+    if (mine == trusted || absdiff(r->recorded_at_ms - r->mono_ms, aw - am) <= c->jump_ms)
         return RP_TIME_TRUSTED;
     int64_t wall = rp_clock_correct(aw, am, r->mono_ms);
     if (wall < 0) /* a damaged reading: never guess */

@@ -62,6 +62,16 @@ static ferry_err emit_props(fy_buf *b, const msgpack_object *props, const rp_ove
     return e ? e : fy_buf_putc(b, '}');
 }
 
+/* A session start (ms, positive) that stays positive and in range when
+ * shifted; -1 ("no session") and other values are left alone. */
+static int shiftable(const msgpack_object *v, int64_t shift)
+{
+    if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 == 0 || v->via.u64 > (uint64_t)INT64_MAX / 2)
+        return 0;
+    int64_t x = (int64_t)v->via.u64;
+    return shift > -x && shift < INT64_MAX / 2;
+}
+
 ferry_err rp_emit_event(fy_buf *b, const msgpack_object *event, const rp_overrides *o)
 {
     ferry_err e = fy_buf_putc(b, '{');
@@ -76,6 +86,8 @@ ferry_err rp_emit_event(fy_buf *b, const msgpack_object *event, const rp_overrid
             break;
         if (o->set_time && key_is(k, "time")) {
             e = fy_buf_printf(b, "%" PRId64, o->time_ms);
+        } else if (o->shift_session_ms && key_is(k, "session_id") && shiftable(v, o->shift_session_ms)) {
+            e = fy_buf_printf(b, "%" PRId64, (int64_t)v->via.u64 + o->shift_session_ms);
         } else if (o->n_props && key_is(k, "event_properties") && v->type == MSGPACK_OBJECT_MAP && !props_seen) {
             props_seen = 1;
             e = emit_props(b, v, o);

@@ -29,6 +29,7 @@ typedef enum rp_ip_mode {
 typedef struct rp_overrides {
     int set_time;     /* replace "time" by time_ms */
     int64_t time_ms;
+    int64_t shift_session_ms; /* added to a positive integer "session_id" (a start time, same clock) */
     rp_ip_mode ip;
     size_t n_props;   /* added to event_properties (replacing equal keys) */
     struct {

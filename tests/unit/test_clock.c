@@ -169,6 +169,14 @@ static void test_past_boot_with_step(void **state)
     rp_clock_set_now(c, &now);
     assert_int_equal(rp_clock_judge(c, 1, &x[0].r, &d), RP_TIME_CORRECTED);
     assert_int_equal(x[0].r.time_ms + d, GOOD - 65000);
+    /* a good record requeued later (same bytes, a new seq): still trusted,
+     * and the early ones are still corrected from the same clock */
+    rp_clock_observe(c, 5, &x[3].r);
+    assert_int_equal(rp_clock_judge(c, 5, &x[3].r, &d), RP_TIME_TRUSTED);
+    assert_int_equal(rp_clock_judge(c, 3, &x[2].r, &d), RP_TIME_TRUSTED);
+    rp_clock_observe(c, 6, &x[0].r); /* and a bad one */
+    assert_int_equal(rp_clock_judge(c, 6, &x[0].r, &d), RP_TIME_CORRECTED);
+    assert_int_equal(x[0].r.time_ms + d, GOOD - 65000);
     for (int i = 0; i < 4; i++)
         unmake(&x[i]);
     rp_clock_free(c);
@@ -310,6 +318,14 @@ static void test_emit_overrides(void **state)
     assert_string_equal(s, "{\"event_type\":\"T\",\"device_id\":\"d-1\",\"time\":1795939200000,\"insert_id\":\"i-1\","
                            "\"os_name\":\"linux\",\"event_properties\":{\"[ferry] original time\":5},"
                            "\"ip\":\"$remote\"}");
+    free(s);
+    /* a session start moves with the time; "no session" (-1) stays */
+    rp_overrides t = {.ip = RP_IP_PASS, .set_time = 1, .time_ms = 2000, .shift_session_ms = 1000};
+    s = emit("{\"event_type\":\"T\",\"device_id\":\"d-1\",\"time\":1000,\"session_id\":900,\"insert_id\":\"i\"}", &t);
+    assert_string_equal(s, "{\"event_type\":\"T\",\"device_id\":\"d-1\",\"time\":2000,\"session_id\":1900,\"insert_id\":\"i\"}");
+    free(s);
+    s = emit("{\"event_type\":\"T\",\"device_id\":\"d-1\",\"time\":1000,\"session_id\":-1,\"insert_id\":\"i\"}", &t);
+    assert_string_equal(s, "{\"event_type\":\"T\",\"device_id\":\"d-1\",\"time\":2000,\"session_id\":-1,\"insert_id\":\"i\"}");
     free(s);
     /* a recorded flag of the same name is replaced, other properties kept */
     rp_overrides u = {.ip = RP_IP_NONE, .n_props = 1};

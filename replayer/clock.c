@@ -1,6 +1,7 @@
 /* clock.c: trusting and correcting recorded times (the rules: clock.h). */
 #define _GNU_SOURCE 1 /* tdestroy */
 #include "clock.h"
+#include "fy_cli.h"
 #include "fy_fail.h"
 
 #include <search.h>
@@ -202,28 +203,20 @@ rp_time_verdict rp_clock_judge(const rp_clock *c, uint64_t seq, const fy_record 
     return RP_TIME_CORRECTED;
 }
 
-/* Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm). */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned mp = m > 2 ? m - 3 : m + 9;
-    unsigned doy = (153 * mp + 2) / 5 + d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
+/* The earliest believable time, unless --time-floor says otherwise: no
+ * ferry existed before its first release, so no record can be older. Not
+ * the build date: a newer replayer would then distrust a backlog or a capture
+ * recorded by an older build, and test data would expire. An image that ships
+ * recorder and replayer together may compile in its own build date
+ * (cmake -DFERRY_TIME_FLOOR=YYYY-MM-DD). */
+#ifndef FERRY_TIME_FLOOR
+#define FERRY_TIME_FLOOR "2026-11-29"
+#endif
 
-int64_t rp_clock_build_floor_ms(void)
+int64_t rp_clock_default_floor_ms(void)
 {
-    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-    const char *date = __DATE__; /* "Nov 29 2026"; SOURCE_DATE_EPOCH makes it reproducible */
-    unsigned m = 1;
-    for (; m <= 12 && strncmp(months + 3 * (m - 1), date, 3) != 0; m++)
-        ;
-    unsigned d = (unsigned)atoi(date + 4);
-    int64_t y = atoi(date + 7);
-    if (m > 12 || d < 1 || d > 31 || y < 2024)
+    int64_t ms = 0;
+    if (fy_cli_parse_time(FERRY_TIME_FLOOR, 0, &ms) || ms < 0)
         return 0;
-    return (days_from_civil(y, m, d) - 1) * 86400000LL;
+    return ms;
 }

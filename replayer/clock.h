@@ -8,8 +8,8 @@
  *   - a boot's records are cut into segments where that offset jumps by more
  *     than `jump_ms` between consecutive records;
  *   - the trusted segment is the last one holding a record whose wall time is
- *     at or after the floor (the build date by default: no event can be older
- *     than the software that recorded it); its first such record is the
+ *     at or after the floor (by default ferry's first release: no event can be
+ *     older than the software that recorded it); its first such record is the
  *     anchor;
  *   - an event of another segment is corrected from the anchor:
  *     wall' = anchor.wall + (mono - anchor.mono), its `time` moved by the same
@@ -67,8 +67,8 @@ rp_time_verdict rp_clock_judge(const rp_clock *c, uint64_t seq, const fy_record 
  * wall time of a reading (wall, mono) from an anchor of the same boot. */
 int64_t rp_clock_correct(int64_t anchor_wall, int64_t anchor_mono, int64_t mono);
 
-/* The compiled-in default floor: 00:00 UTC of the day before this file was
- * compiled (a day's margin for the compiler's local time zone). */
-int64_t rp_clock_build_floor_ms(void);
+/* The compiled-in default floor (FERRY_TIME_FLOOR, a date: ferry's first
+ * release unless the build sets another). */
+int64_t rp_clock_default_floor_ms(void);
 
 #endif

@@ -18,6 +18,11 @@
 #define PROG "ferry-replay"
 #define US_HOST "https://api2.amplitude.com"
 #define EU_HOST "https://api.eu.amplitude.com"
+#ifdef FERRY_TIME_FLOOR
+#define FERRY_TIME_FLOOR_TEXT FERRY_TIME_FLOOR
+#else
+#define FERRY_TIME_FLOOR_TEXT "2026-11-29"
+#endif
 
 static void usage(FILE *f)
 {
@@ -55,8 +60,8 @@ static void usage(FILE *f)
 "                           location fields are sent), remote (\"ip\":\"$remote\": the\n"
 "                           uploader's address; only for a device sending its own\n"
 "                           events), pass (the recorded ip and location fields)\n"
-"  --time-floor DATE        recorded times before DATE are wrong (default: the build\n"
-"                           date); corrected from the monotonic clock, else flagged\n"
+"  --time-floor DATE        recorded times before DATE are wrong (default " FERRY_TIME_FLOOR_TEXT "):\n"
+"                           corrected from the monotonic clock, else flagged\n"
 "  --clock-jump SECONDS     a wall-clock step within one boot larger than this marks\n"
 "                           the times before it as wrong (default 10)\n"
 "  --cacert FILE            trust this CA bundle too (TLS is always verified)\n"
@@ -218,7 +223,7 @@ int main(int argc, char **argv)
     };
     rp_config cfg = {.sink = FY_DEFAULT_SINK, .gzip = 1, .timeout_s = 30, .max_retry_delay_s = 300,
                      .retry_for_s = 60, .device_rate = -1, .throttle_wait_s = 30, .max_events = 2000,
-                     .ip_mode = RP_IP_NONE, .time_floor_ms = rp_clock_build_floor_ms(),
+                     .ip_mode = RP_IP_NONE, .time_floor_ms = rp_clock_default_floor_ms(),
                      .clock_jump_ms = RP_CLOCK_JUMP_MS};
     const char *jflag = NULL, *endpoint = NULL, *keyfile = NULL;
     int once = 0, follow = 0, eu = 0, batch = 0, c;

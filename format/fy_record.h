@@ -100,6 +100,13 @@ typedef struct fy_record {
 ferry_err fy_record_decode(const void *buf, size_t len, fy_record *r);
 void fy_record_free(fy_record *r);
 
+/* The clock readings of an encoded record without decoding its event: the
+ * CRC and the bounded walk of fy_record_decode, no allocation. On success
+ * r->recorded_at_ms, r->mono_ms and r->boot_id are set (the rest of r is
+ * zero, nothing to free); a record that fy_record_decode would refuse may
+ * still pass (its event fields are not checked). */
+ferry_err fy_record_peek_clock(const void *buf, size_t len, fy_record *r);
+
 /* Appends `,"mono_ms":N,"boot_id":"..."` when the record has them (for
  * dump/export lines, after "recorded_at"); nothing otherwise. */
 ferry_err fy_record_clock_json(fy_buf *b, const fy_record *r);

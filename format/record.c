@@ -532,6 +532,69 @@ ferry_err fy_record_check(const void *buf, size_t len)
     return e;
 }
 
+/* One integer at *p (n bytes left): its length, or 0 when it is none. */
+static size_t read_int(const unsigned char *p, size_t n, int64_t *v)
+{
+    if (!n)
+        return 0;
+    unsigned char t = p[0];
+    if (t <= 0x7f) {
+        *v = t;
+        return 1;
+    }
+    if (t >= 0xe0) {
+        *v = (int64_t)(signed char)t;
+        return 1;
+    }
+    static const unsigned char sizes[] = {1, 2, 4, 8}; /* cc..cf, d0..d3 */
+    if (t < 0xcc || t > 0xd3)
+        return 0;
+    size_t k = sizes[(t - 0xcc) & 3u];
+    if (n < 1 + k)
+        return 0;
+    uint64_t u = 0;
+    for (size_t i = 0; i < k; i++)
+        u = (u << 8) | p[1 + i];
+    if (t >= 0xd0) { /* signed: sign-extend */
+        if (k < 8 && (u >> (8 * k - 1)) & 1u)
+            u |= ~(uint64_t)0 << (8 * k);
+    }
+    memcpy(v, &u, sizeof u); /* uint64 beyond INT64_MAX: the same bits, as the decoder reads them */
+    return 1 + k;
+}
+
+ferry_err fy_record_peek_clock(const void *buf, size_t len, fy_record *r)
+{
+    const unsigned char *p = buf;
+    memset(r, 0, sizeof *r);
+    r->mono_ms = -1;
+    if (len > FY_MAX_RECORD_BYTES || len < CRC_END + 1 || (p[0] & 0xf0) != 0x90 || (p[0] & 0x0f) < 4 ||
+        p[1] != FY_RECORD_VERSION || p[CRC_OFFSET] != 0xce)
+        return fy_fail(FERRY_ECORRUPT, "record corrupt: not a version-%u record", FY_RECORD_VERSION);
+    if (be_n(p + CRC_OFFSET + 1, 4) != (uint32_t)crc32(0L, p + CRC_END, (uInt)(len - CRC_END)))
+        return fy_fail(FERRY_ECORRUPT, "record corrupt: checksum mismatch");
+    unsigned count = p[0] & 0x0fu;
+    size_t off = CRC_END, used;
+    int64_t wall, mono;
+    if (!(used = read_int(p + off, len - off, &wall)))
+        return fy_fail(FERRY_ECORRUPT, "record corrupt: recorded_at is not an integer");
+    off += used;
+    if (fy_msgpack_span(p + off, len - off, &used)) /* the event, walked, not decoded */
+        return fy_fail_prefix(FERRY_ECORRUPT, "record");
+    off += used;
+    r->recorded_at_ms = wall;
+    if (count >= 6 && (used = read_int(p + off, len - off, &mono)) && mono >= 0) { /* as msgpack-c: any non-negative int */
+        off += used;
+        /* a 32-byte str in any of its forms (str8 is what msgpack-c writes) */
+        size_t hdr = len - off < 1 ? 0 : p[off] == 0xd9 ? 2 : p[off] == 0xda ? 3 : p[off] == 0xdb ? 5 : 0;
+        if (hdr && len - off >= hdr + FY_BOOT_ID_LEN && be_n(p + off + 1, (unsigned)hdr - 1) == FY_BOOT_ID_LEN) {
+            r->mono_ms = mono;
+            r->boot_id = (const char *)p + off + hdr;
+        }
+    }
+    return FERRY_OK;
+}
+
 ferry_err fy_record_clock_json(fy_buf *b, const fy_record *r)
 {
     if (!r->boot_id)

@@ -131,14 +131,13 @@ ferry_err rp_clock_catch_up(rp_clock *c, fy_journal *j, MDB_txn *txn)
     MDB_val k = {8, kb}, d;
     ferry_err e = FERRY_OK;
     for (rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE); !rc && !e; rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
-        fy_record r;
+        fy_record r; /* only the clock readings: the event is not decoded */
         uint64_t seq = fy_get_be64(k.mv_data);
-        if (fy_record_decode(d.mv_data, d.mv_size, &r)) {
+        if (fy_record_peek_clock(d.mv_data, d.mv_size, &r)) {
             c->observed = seq;
             continue;
         }
         e = rp_clock_observe(c, seq, &r);
-        fy_record_free(&r);
     }
     mdb_cursor_close(cur);
     if (!e && rc && rc != MDB_NOTFOUND)

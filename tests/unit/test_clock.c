@@ -76,6 +76,11 @@ static void test_record_elements(void **state)
     assert_int_equal(((unsigned char *)x.buf.data)[0], 0x94);
     assert_int_equal(x.r.mono_ms, -1);
     assert_null(x.r.boot_id);
+    fy_record p;
+    assert_int_equal(fy_record_peek_clock(x.buf.data, x.buf.len, &p), FERRY_OK);
+    assert_int_equal(p.recorded_at_ms, GOOD);
+    assert_int_equal(p.mono_ms, -1);
+    assert_null(p.boot_id);
     unmake(&x);
 
     char live[FY_BOOT_ID_LEN + 1];
@@ -121,12 +126,22 @@ static void test_format_example(void **state)
     assert_int_equal(fy_record_encode_stamped(ev, &st, NULL, &b), FERRY_OK);
     assert_int_equal(b.len, sizeof want);
     assert_memory_equal(b.data, want, sizeof want);
-    fy_record r;
+    fy_record r, p;
     assert_int_equal(fy_record_decode(want, sizeof want, &r), FERRY_OK);
     assert_int_equal(r.recorded_at_ms, 1795952263636LL);
     assert_int_equal(r.mono_ms, 18912233);
     assert_memory_equal(r.boot_id, "5a7064eacfa34b2abf37628cc1acb2df", FY_BOOT_ID_LEN);
     fy_record_free(&r);
+    /* the replayer's quick look agrees with the decoder */
+    assert_int_equal(fy_record_peek_clock(want, sizeof want, &p), FERRY_OK);
+    assert_int_equal(p.recorded_at_ms, 1795952263636LL);
+    assert_int_equal(p.mono_ms, 18912233);
+    assert_ptr_equal(p.boot_id, (const char *)want + sizeof want - FY_BOOT_ID_LEN);
+    unsigned char bad[sizeof want];
+    memcpy(bad, want, sizeof want);
+    bad[sizeof bad - 1] ^= 1;
+    assert_int_equal(fy_record_peek_clock(bad, sizeof bad, &p), FERRY_ECORRUPT);
+    assert_int_equal(fy_record_peek_clock(want, sizeof want - 1, &p), FERRY_ECORRUPT);
     fy_buf_free(&b);
     json_decref(ev);
 }

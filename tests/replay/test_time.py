@@ -270,6 +270,14 @@ class TestTime(TimeCase):
         self.assertEqual(sorted(bodies[0]), ["api_key", "events"])
         self.assertEqual(bodies[0]["events"][0]["event_properties"]["marker"], "m")
 
+    def test_usage_errors(self):
+        self.record([{"event_type": "Service start", "device_id": device(5)}])
+        for args in (["--ip", "gateway"], ["--time-floor", "yesterday-ish"], ["--clock-jump", "0"],
+                     ["--clock-jump", "x"]):
+            p = self.replay("http://127.0.0.1:9", *args, check=64)
+            self.assertIn(args[0].encode(), p.stderr)
+        self.assertEqual(self.stat()["pending"], 1)
+
     def test_old_format_journal_still_replays(self):
         """A format 1.0 journal of 4-element records: decoded, replayed as
         recorded; the first writable open marks the journal 1.1."""

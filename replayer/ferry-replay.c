@@ -72,7 +72,8 @@ static void usage(FILE *f)
 "  -h, --help, -V, --version\n"
 "\n"
 "Exit codes: 0 nothing pending, 64 usage, 66 no journal, 74 journal I/O error,\n"
-"75 events still pending (endpoint unreachable for --retry-for, or stopped),\n"
+"75 events still pending (endpoint unreachable for --retry-for, this boot's clock\n"
+"not yet set for --retry-for, or stopped),\n"
 "78 the endpoint refused the configuration (API key, path, region): nothing moved.\n"
 "Proxies: libcurl's https_proxy / no_proxy environment variables are honoured.\n");
 }

@@ -35,9 +35,7 @@ static int check_regex(const char *v, char *why, size_t n)
  * --allow/--deny/--redact, and lists add up. check_regex accepts what
  * ferry-record's --redact accepts (POSIX extended), so every program refuses
  * a bad one.
- * MERGE: ferry-replay --ip (another branch) is one more row:
- *   {"replayer", "ip", FY_CONF_ARG, FY_ENV_NONE, NULL, {NULL, "ip", NULL}, "pass", NULL},
- * (with the default that branch documents). */
+ */
 const fy_conf_key fy_conf_keys[] = {
     {"journal", "dir", FY_CONF_ARG, FY_ENV_WINS, "FERRY_JOURNAL", {"journal", "journal", "journal"},
      "", NULL},
@@ -63,6 +61,10 @@ const fy_conf_key fy_conf_keys[] = {
     {"replayer", "gzip", FY_CONF_NOT, FY_ENV_NONE, NULL, {NULL, "no-gzip", NULL}, "true", NULL},
     {"replayer", "keep_delivered", FY_CONF_BOOL, FY_ENV_NONE, NULL, {NULL, "keep-delivered", NULL}, "false", NULL},
     {"replayer", "cacert", FY_CONF_ARG, FY_ENV_NONE, NULL, {NULL, "cacert", NULL}, "|the system's CAs only", NULL},
+    {"replayer", "ip", FY_CONF_ARG, FY_ENV_NONE, NULL, {NULL, "ip", NULL}, "none", NULL},
+    {"replayer", "time_floor", FY_CONF_ARG, FY_ENV_NONE, NULL, {NULL, "time-floor", NULL},
+     "|the build's floor (ferry-replay --help)", NULL},
+    {"replayer", "clock_jump", FY_CONF_ARG, FY_ENV_NONE, NULL, {NULL, "clock-jump", NULL}, "10", NULL},
     {"privacy", "allow", FY_CONF_LIST, FY_ENV_NONE, NULL, {"allow", NULL, NULL}, "",
      NULL},
     {"privacy", "deny", FY_CONF_LIST, FY_ENV_NONE, NULL, {"deny", NULL, NULL}, "",

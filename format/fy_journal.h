@@ -17,7 +17,7 @@
 #include "ferry_error.h"
 
 #define FY_FORMAT_MAJOR 1u
-#define FY_FORMAT_MINOR 0u
+#define FY_FORMAT_MINOR 1u /* 1.1: records may carry elements 4 and 5 */
 #define FY_DEFAULT_MAX_BYTES (64ull << 20)
 #define FY_MIN_MAX_BYTES (1ull << 20)
 #define FY_DEFAULT_SINK "amplitude"

@@ -2,6 +2,7 @@
  *
  * A record is one MessagePack array:
  *   [0] version (1)   [1] CRC-32 as 0xce + 4 bytes   [2] recorded_at ms   [3] event map
+ *   [4] CLOCK_BOOTTIME ms   [5] boot id (32 hex digits)   (journal format 1.1; optional)
  * followed by nothing. The event map is the Amplitude event exactly as it will
  * be sent, always holding event_type, insert_id and time. */
 #ifndef FY_RECORD_H
@@ -25,6 +26,25 @@
 /* Milliseconds since the Unix epoch, wall clock. */
 int64_t fy_now_ms(void);
 
+#define FY_BOOT_ID_LEN 32u /* the kernel's boot id as 32 lowercase hex digits */
+
+/* One reading of this machine's clocks: what a record stores about when it
+ * was made. mono_ms is CLOCK_BOOTTIME (it keeps counting in suspend, never
+ * jumps); it only means something together with the boot id. */
+typedef struct fy_stamp {
+    int64_t wall_ms;
+    int64_t mono_ms;                    /* -1: unknown */
+    char boot_id[FY_BOOT_ID_LEN + 1];  /* "": unknown (no /proc) */
+} fy_stamp;
+
+/* CLOCK_BOOTTIME in ms. */
+int64_t fy_boottime_ms(void);
+/* This boot's id (/proc/sys/kernel/random/boot_id without dashes) into
+ * out[33]; "" when unavailable. Read once per process. */
+void fy_boot_id(char out[FY_BOOT_ID_LEN + 1]);
+/* Reads the wall clock, CLOCK_BOOTTIME and the boot id. */
+void fy_stamp_now(fy_stamp *s);
+
 /* Fills p with n random bytes (getrandom, never blocking at early boot). */
 ferry_err fy_random_bytes(unsigned char *p, size_t n);
 
@@ -39,6 +59,10 @@ ferry_err fy_json_parse_event(const char *text, size_t len, json_t **out);
  * absent; `event` is modified) and appends the encoded record to out.
  * Failure leaves `out` as it was; the message names the field. */
 ferry_err fy_record_encode(json_t *event, int64_t now_ms, const char *gen_insert_id, fy_buf *out);
+/* The same with a full clock stamp: when it has a mono time and a boot id,
+ * the record gets elements 4 and 5 (FORMAT.md, record version 1, journal
+ * format 1.1); otherwise it is the 4-element record of fy_record_encode. */
+ferry_err fy_record_encode_stamped(json_t *event, const fy_stamp *st, const char *gen_insert_id, fy_buf *out);
 
 /* Full check of an encoded record: CRC, bounded sizes and depth (walked
  * before msgpack-c allocates anything), allowed types only, required event
@@ -64,6 +88,10 @@ typedef struct fy_record {
     uint32_t event_type_len;
     const char *device_id; /* NULL when absent */
     uint32_t device_id_len;
+    /* Elements 4 and 5 (journal format 1.1): NULL/-1 when the record has
+     * none (older writers) or they are not of the expected types. */
+    int64_t mono_ms;
+    const char *boot_id;   /* FY_BOOT_ID_LEN bytes, not NUL-terminated */
     msgpack_object event; /* the event map */
     msgpack_unpacked up;  /* owns the decoded objects */
 } fy_record;
@@ -71,6 +99,17 @@ typedef struct fy_record {
 /* Checks then decodes. On failure nothing needs freeing. */
 ferry_err fy_record_decode(const void *buf, size_t len, fy_record *r);
 void fy_record_free(fy_record *r);
+
+/* The clock readings of an encoded record without decoding its event: the
+ * CRC and the bounded walk of fy_record_decode, no allocation. On success
+ * r->recorded_at_ms, r->mono_ms and r->boot_id are set (the rest of r is
+ * zero, nothing to free); a record that fy_record_decode would refuse may
+ * still pass (its event fields are not checked). */
+ferry_err fy_record_peek_clock(const void *buf, size_t len, fy_record *r);
+
+/* Appends `,"mono_ms":N,"boot_id":"..."` when the record has them (for
+ * dump/export lines, after "recorded_at"); nothing otherwise. */
+ferry_err fy_record_clock_json(fy_buf *b, const fy_record *r);
 
 /* Finds a string-keyed entry of a map object; NULL when absent. */
 const msgpack_object *fy_map_get(const msgpack_object *map, const char *key);

@@ -489,6 +489,16 @@ static ferry_err check_meta(fy_journal *j, MDB_txn *txn, int create)
     if (j->format_major != FY_FORMAT_MAJOR)
         return fy_fail(FERRY_EVERSION, "journal %s has format version %u.%u; this build reads format %u.x",
                        j->path, j->format_major, j->format_minor, FY_FORMAT_MAJOR);
+    if (create && j->format_minor < FY_FORMAT_MINOR) {
+        /* A writer of this build may add what the newer minor version
+         * defines (record elements 4 and 5): say so, as FORMAT.md asks. */
+        unsigned char v[8];
+        fy_put_be64(v, ((uint64_t)FY_FORMAT_MAJOR << 32) | FY_FORMAT_MINOR);
+        MDB_val nv = mval(v, 8);
+        if ((rc = mdb_put(txn, j->meta, &k, &nv, 0)))
+            return fy_fail_lmdb(rc, "journal %s: updating the format version", j->path);
+        j->format_minor = FY_FORMAT_MINOR;
+    }
     MDB_val ki = mval(META_ID, strlen(META_ID)), di;
     rc = mdb_get(txn, j->meta, &ki, &di);
     if (rc || di.mv_size != 16)

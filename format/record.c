@@ -5,6 +5,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -16,6 +19,60 @@ int64_t fy_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t fy_boottime_ms(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_BOOTTIME, &ts) != 0)
+        return -1;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static char boot_id_cache[FY_BOOT_ID_LEN + 1];
+static pthread_once_t boot_id_once = PTHREAD_ONCE_INIT;
+
+/* The kernel makes a random UUID per boot; 32 hex digits without the dashes
+ * (as journalctl --list-boots shows it) are valid UTF-8 in a MessagePack str,
+ * unlike the 16 raw bytes, and readable in any dump. */
+static void read_boot_id(void)
+{
+    char raw[64] = "";
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+    if (!f)
+        return;
+    size_t n = fread(raw, 1, sizeof raw - 1, f);
+    fclose(f);
+    raw[n] = '\0';
+    char out[FY_BOOT_ID_LEN + 1];
+    size_t o = 0;
+    for (size_t i = 0; raw[i] && raw[i] != '\n'; i++) {
+        char c = raw[i];
+        if (c == '-')
+            continue;
+        if (c >= 'A' && c <= 'F')
+            c = (char)(c - 'A' + 'a');
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')) || o == FY_BOOT_ID_LEN)
+            return;
+        out[o++] = c;
+    }
+    if (o != FY_BOOT_ID_LEN)
+        return;
+    out[o] = '\0';
+    memcpy(boot_id_cache, out, sizeof out);
+}
+
+void fy_boot_id(char out[FY_BOOT_ID_LEN + 1])
+{
+    pthread_once(&boot_id_once, read_boot_id);
+    memcpy(out, boot_id_cache, FY_BOOT_ID_LEN + 1);
+}
+
+void fy_stamp_now(fy_stamp *s)
+{
+    fy_boot_id(s->boot_id);
+    s->wall_ms = fy_now_ms();
+    s->mono_ms = fy_boottime_ms();
 }
 
 ferry_err fy_random_bytes(unsigned char *p, size_t n)
@@ -222,6 +279,16 @@ static ferry_err check_event(json_t *ev)
 
 ferry_err fy_record_encode(json_t *event, int64_t now_ms, const char *gen_insert_id, fy_buf *out)
 {
+    fy_stamp st = {.wall_ms = now_ms, .mono_ms = -1, .boot_id = ""};
+    return fy_record_encode_stamped(event, &st, gen_insert_id, out);
+}
+
+ferry_err fy_record_encode_stamped(json_t *event, const fy_stamp *st, const char *gen_insert_id, fy_buf *out)
+{
+    int64_t now_ms = st->wall_ms;
+    /* Elements 4 and 5 only together: a monotonic time means nothing
+     * without the boot it counts from. */
+    int clock = st->mono_ms >= 0 && strlen(st->boot_id) == FY_BOOT_ID_LEN;
     ferry_err e = check_event(event);
     if (e)
         return e;
@@ -241,11 +308,14 @@ ferry_err fy_record_encode(json_t *event, int64_t now_ms, const char *gen_insert
     packctx c = {out, FERRY_OK};
     msgpack_packer pk;
     msgpack_packer_init(&pk, &c, pack_write);
-    static const unsigned char head[CRC_END] = {0x94, FY_RECORD_VERSION, 0xce, 0, 0, 0, 0};
+    const unsigned char head[CRC_END] = {clock ? 0x96 : 0x94, FY_RECORD_VERSION, 0xce, 0, 0, 0, 0};
     if (pack_write(&c, (const char *)head, sizeof head) || msgpack_pack_int64(&pk, now_ms))
         e = pack_fail(&c);
     else
         e = pack_json(&pk, &c, event, 1);
+    if (!e && clock &&
+        (msgpack_pack_int64(&pk, st->mono_ms) || msgpack_pack_str_with_body(&pk, st->boot_id, FY_BOOT_ID_LEN)))
+        e = pack_fail(&c);
     out->limit = limit;
     if (e) {
         out->len = start;
@@ -438,6 +508,14 @@ static ferry_err check_fields(const msgpack_object *arr, fy_record *r)
     r->insert_id = iid->via.str.ptr;
     r->insert_id_len = iid->via.str.size;
     r->time_ms = tm->via.i64;
+    r->mono_ms = -1;
+    /* Elements 4 and 5 (format 1.1) are used only when both have their
+     * types; anything else there is ignored, as a 1.0 reader does. */
+    if (arr->via.array.size >= 6 && a[4].type == MSGPACK_OBJECT_POSITIVE_INTEGER && a[4].via.u64 <= INT64_MAX &&
+        a[5].type == MSGPACK_OBJECT_STR && a[5].via.str.size == FY_BOOT_ID_LEN) {
+        r->mono_ms = (int64_t)a[4].via.u64;
+        r->boot_id = a[5].via.str.ptr;
+    }
     if (dev && dev->type == MSGPACK_OBJECT_STR) {
         r->device_id = dev->via.str.ptr;
         r->device_id_len = dev->via.str.size;
@@ -452,6 +530,77 @@ ferry_err fy_record_check(const void *buf, size_t len)
     if (!e)
         fy_record_free(&r);
     return e;
+}
+
+/* One integer at *p (n bytes left): its length, or 0 when it is none. */
+static size_t read_int(const unsigned char *p, size_t n, int64_t *v)
+{
+    if (!n)
+        return 0;
+    unsigned char t = p[0];
+    if (t <= 0x7f) {
+        *v = t;
+        return 1;
+    }
+    if (t >= 0xe0) {
+        *v = (int64_t)(signed char)t;
+        return 1;
+    }
+    static const unsigned char sizes[] = {1, 2, 4, 8}; /* cc..cf, d0..d3 */
+    if (t < 0xcc || t > 0xd3)
+        return 0;
+    size_t k = sizes[(t - 0xcc) & 3u];
+    if (n < 1 + k)
+        return 0;
+    uint64_t u = 0;
+    for (size_t i = 0; i < k; i++)
+        u = (u << 8) | p[1 + i];
+    if (t >= 0xd0) { /* signed: sign-extend */
+        if (k < 8 && (u >> (8 * k - 1)) & 1u)
+            u |= ~(uint64_t)0 << (8 * k);
+    }
+    memcpy(v, &u, sizeof u); /* uint64 beyond INT64_MAX: the same bits, as the decoder reads them */
+    return 1 + k;
+}
+
+ferry_err fy_record_peek_clock(const void *buf, size_t len, fy_record *r)
+{
+    const unsigned char *p = buf;
+    memset(r, 0, sizeof *r);
+    r->mono_ms = -1;
+    if (len > FY_MAX_RECORD_BYTES || len < CRC_END + 1 || (p[0] & 0xf0) != 0x90 || (p[0] & 0x0f) < 4 ||
+        p[1] != FY_RECORD_VERSION || p[CRC_OFFSET] != 0xce)
+        return fy_fail(FERRY_ECORRUPT, "record corrupt: not a version-%u record", FY_RECORD_VERSION);
+    if (be_n(p + CRC_OFFSET + 1, 4) != (uint32_t)crc32(0L, p + CRC_END, (uInt)(len - CRC_END)))
+        return fy_fail(FERRY_ECORRUPT, "record corrupt: checksum mismatch");
+    unsigned count = p[0] & 0x0fu;
+    size_t off = CRC_END, used;
+    int64_t wall, mono;
+    if (!(used = read_int(p + off, len - off, &wall)))
+        return fy_fail(FERRY_ECORRUPT, "record corrupt: recorded_at is not an integer");
+    off += used;
+    if (fy_msgpack_span(p + off, len - off, &used)) /* the event, walked, not decoded */
+        return fy_fail_prefix(FERRY_ECORRUPT, "record");
+    off += used;
+    r->recorded_at_ms = wall;
+    if (count >= 6 && (used = read_int(p + off, len - off, &mono)) && mono >= 0) { /* as msgpack-c: any non-negative int */
+        off += used;
+        /* a 32-byte str in any of its forms (str8 is what msgpack-c writes) */
+        size_t hdr = len - off < 1 ? 0 : p[off] == 0xd9 ? 2 : p[off] == 0xda ? 3 : p[off] == 0xdb ? 5 : 0;
+        if (hdr && len - off >= hdr + FY_BOOT_ID_LEN && be_n(p + off + 1, (unsigned)hdr - 1) == FY_BOOT_ID_LEN) {
+            r->mono_ms = mono;
+            r->boot_id = (const char *)p + off + hdr;
+        }
+    }
+    return FERRY_OK;
+}
+
+ferry_err fy_record_clock_json(fy_buf *b, const fy_record *r)
+{
+    if (!r->boot_id)
+        return FERRY_OK;
+    ferry_err e = fy_buf_printf(b, ",\"mono_ms\":%" PRId64 ",\"boot_id\":", r->mono_ms);
+    return e ? e : fy_json_emit_string(b, r->boot_id, FY_BOOT_ID_LEN);
 }
 
 const msgpack_object *fy_map_get(const msgpack_object *map, const char *key)

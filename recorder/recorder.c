@@ -170,9 +170,11 @@ ferry_err ferry_batch_use_policy_of(ferry_batch *b, const ferry_journal *j)
 }
 
 /* Applies the batch's policy to an event object and encodes it into the
- * batch; takes the reference to `ev`. Every recorded event passes here
+ * batch with the clock readings `st` (wall time, CLOCK_BOOTTIME, boot id:
+ * the replayer corrects a wall clock that was wrong at boot from the other
+ * two); takes the reference to `ev`. Every recorded event passes here
  * (or through refilter, which calls it). */
-static ferry_err batch_add_object(ferry_batch *b, json_t *ev, int64_t now_ms)
+static ferry_err batch_add_object(ferry_batch *b, json_t *ev, const fy_stamp *st)
 {
     fy_policy_counts counts = {0, 0};
     ferry_err e = fy_policy_apply(b->policy, ev, &counts);
@@ -188,7 +190,7 @@ static ferry_err batch_add_object(ferry_batch *b, json_t *ev, int64_t now_ms)
     if (!e && !json_object_get(ev, "insert_id"))
         e = fy_uuid4(uuid);
     if (!e)
-        e = fy_record_encode(ev, now_ms, uuid, &b->data);
+        e = fy_record_encode_stamped(ev, st, uuid, &b->data);
     if (!e) {
         b->ends[b->n++] = b->data.len;
         b->counts.dropped += counts.dropped;
@@ -202,7 +204,11 @@ ferry_err ferry_batch_add_json(ferry_batch *b, const char *json, size_t len)
 {
     json_t *ev;
     ferry_err e = fy_json_parse_event(json, len, &ev);
-    return e ? e : batch_add_object(b, ev, fy_now_ms());
+    if (e)
+        return e;
+    fy_stamp st;
+    fy_stamp_now(&st);
+    return batch_add_object(b, ev, &st);
 }
 
 static ferry_err set_string(json_t *ev, const char *field, const char *value)
@@ -257,14 +263,16 @@ ferry_err ferry_batch_add(ferry_batch *b, const ferry_event *in)
         json_decref(ev);
         return e;
     }
-    return batch_add_object(b, ev, fy_now_ms());
+    fy_stamp st;
+    fy_stamp_now(&st);
+    return batch_add_object(b, ev, &st);
 }
 
 /* ---- recording --------------------------------------------------------- */
 
 /* A batch filled without this journal's policy (ferry_batch_new knows no
  * journal) gets it now: each record is decoded back into an event object and
- * added again through batch_add_object, keeping its recorded_at. On failure
+ * added again through batch_add_object, keeping its clock readings. On failure
  * the batch is unchanged. */
 static ferry_err refilter(ferry_batch *b, fy_policy *policy)
 {
@@ -282,10 +290,12 @@ static ferry_err refilter(ferry_batch *b, fy_policy *policy)
             break;
         fy_buf_reset(&text);
         e = fy_json_emit(&text, &r.event);
-        int64_t recorded_at = r.recorded_at_ms;
+        fy_stamp st = {.wall_ms = r.recorded_at_ms, .mono_ms = r.boot_id ? r.mono_ms : -1, .boot_id = ""};
+        if (r.boot_id)
+            memcpy(st.boot_id, r.boot_id, FY_BOOT_ID_LEN);
         fy_record_free(&r);
         if (!e && !(e = fy_json_parse_event(text.data, text.len, &ev)))
-            e = batch_add_object(&nb, ev, recorded_at);
+            e = batch_add_object(&nb, ev, &st);
         if (e)
             e = fy_fail_prefix(e, "applying the journal's policy to event %zu of the batch", i + 1);
     }

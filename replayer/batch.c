@@ -1,8 +1,10 @@
 /* batch.c: building one request from the journal, with per-device pacing. */
 #define _GNU_SOURCE 1 /* tdestroy */
 #include "rp.h"
+#include "clock.h"
 #include "fy_fail.h"
 #include "fy_record.h"
+#include "rewrite.h"
 
 #include <search.h>
 #include <stdio.h>
@@ -127,6 +129,7 @@ static void batch_reset(rp_batch *b)
     b->next_ready_ms = 0;
     b->pending_seen = 0;
     b->n_loss = 0;
+    b->held = 0;
 }
 
 void rp_batch_free(rp_batch *b)
@@ -174,11 +177,42 @@ static void pacing_id(const fy_record *r, char *out, size_t n)
         snprintf(out, n, "-");
 }
 
+/* What the event is sent with instead of its recorded values (the time
+ * correction of clock.h, the --ip mode); 1 when it must wait (held). */
+static int overrides(const rp_batch *b, uint64_t seq, const fy_record *r, rp_overrides *o)
+{
+    memset(o, 0, sizeof *o);
+    o->ip = (rp_ip_mode)b->ip_mode;
+    if (!b->clock)
+        return 0;
+    int64_t delta;
+    switch (rp_clock_judge(b->clock, seq, r, &delta)) {
+    case RP_TIME_TRUSTED: break;
+    case RP_TIME_HOLD: return 1;
+    case RP_TIME_CORRECTED:
+        /* The event's time moves with its record's clock reading: a time
+         * the caller gave came from the same (wrong) device clock. */
+        o->set_time = 1;
+        o->time_ms = r->time_ms + delta;
+        o->shift_session_ms = delta; /* a session's start came from the same clock */
+        if (o->time_ms < 0)
+            o->time_ms = 0;
+        o->props[o->n_props].key = RP_PROP_ORIGINAL_TIME;
+        o->props[o->n_props++].i = r->time_ms;
+        break;
+    case RP_TIME_UNCORRECTED:
+        o->props[o->n_props].key = RP_PROP_UNCORRECTED;
+        o->props[o->n_props++].is_true = 1;
+        break;
+    }
+    return 0;
+}
+
 /* Adds one event's JSON; returns 1 when it does not fit (body unchanged). */
-static int add_event(rp_batch *b, const fy_record *r, size_t max_bytes, ferry_err *e)
+static int add_event(rp_batch *b, const fy_record *r, const rp_overrides *o, size_t max_bytes, ferry_err *e)
 {
     size_t mark = b->body.len;
-    if ((b->n && (*e = fy_buf_putc(&b->body, ','))) || (*e = fy_json_emit(&b->body, &r->event)))
+    if ((b->n && (*e = fy_buf_putc(&b->body, ','))) || (*e = rp_emit_event(&b->body, &r->event, o)))
         return 0;
     if (b->body.len + 2 > max_bytes) { /* room for the closing "]}" */
         b->body.len = mark;
@@ -197,6 +231,13 @@ ferry_err rp_batch_build(fy_journal *j, const char *sink, rp_devices *dev_tab, c
         return FERRY_OK;
     }
     ferry_err e;
+    /* No request-level client_upload_time, ever: Amplitude would shift every
+     * event by (its receive time - client_upload_time) when that exceeds 60 s
+     * (amplitude-api.md section 6), which is right only when that clock is
+     * the one that stamped the events, with the same error then and now. A
+     * journal is replayed later, often by another machine or after NTP set
+     * the clock; times are corrected here instead (clock.h), from the
+     * monotonic clock. Without it Amplitude takes its receive time: no shift. */
     if ((e = fy_buf_puts(&b->body, "{\"api_key\":")) ||
         (e = fy_json_emit_string(&b->body, api_key, strlen(api_key))) ||
         (e = fy_buf_puts(&b->body, ",\"events\":[")))
@@ -206,6 +247,15 @@ ferry_err rp_batch_build(fy_journal *j, const char *sink, rp_devices *dev_tab, c
     MDB_txn *txn;
     if ((e = fy_txn_begin(j, MDB_RDONLY, &txn)))
         return e;
+    if (b->clock) { /* every record's clock reading, up to the newest */
+        fy_stamp st;
+        fy_stamp_now(&st);
+        rp_clock_set_now(b->clock, &st);
+        if ((e = rp_clock_catch_up(b->clock, j, txn))) {
+            mdb_txn_abort(txn);
+            return e;
+        }
+    }
     fy_cursor c;
     int found;
     MDB_cursor *cur = NULL;
@@ -232,6 +282,14 @@ ferry_err rp_batch_build(fy_journal *j, const char *sink, rp_devices *dev_tab, c
             }
             break;
         }
+        rp_overrides ov;
+        if (overrides(b, seq, &r, &ov)) { /* held: look again in a second */
+            b->held++;
+            if (!b->next_ready_ms || now + 1000 < b->next_ready_ms)
+                b->next_ready_ms = now + 1000;
+            fy_record_free(&r);
+            continue;
+        }
         char id[300];
         pacing_id(&r, id, sizeof id);
         dev *x = dev_get(dev_tab, id, now);
@@ -239,7 +297,7 @@ ferry_err rp_batch_build(fy_journal *j, const char *sink, rp_devices *dev_tab, c
         if (ready) {
             if (!b->next_ready_ms || ready < b->next_ready_ms)
                 b->next_ready_ms = ready;
-        } else if (add_event(b, &r, max_bytes, &e)) {
+        } else if (add_event(b, &r, &ov, max_bytes, &e)) {
             if (b->n == 0)
                 b->too_big_seq = seq;
             if (x)

@@ -1,8 +1,11 @@
 /* ferry-replay: deliver a ferry journal to Amplitude, exactly once. */
 #include "replay.h"
 #include "rp.h"
+#include "clock.h"
 #include "fy_cli.h"
 #include "fy_config.h"
+#include "fy_record.h"
+#include "rewrite.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -16,6 +19,11 @@
 #define PROG "ferry-replay"
 #define US_HOST "https://api2.amplitude.com"
 #define EU_HOST "https://api.eu.amplitude.com"
+#ifdef FERRY_TIME_FLOOR
+#define FERRY_TIME_FLOOR_TEXT FERRY_TIME_FLOOR
+#else
+#define FERRY_TIME_FLOOR_TEXT "2026-11-29"
+#endif
 
 static void usage(FILE *f)
 {
@@ -24,6 +32,7 @@ static void usage(FILE *f)
 "                    [--api-key-file FILE] [--timeout SECONDS] [--max-retry-delay SECONDS]\n"
 "                    [--retry-for SECONDS] [--sink NAME] [--progress] [--json]\n"
 "                    [--config FILE] [--opt-out]\n"
+"                    [--ip none|remote|pass] [--time-floor DATE] [--clock-jump SECONDS]\n"
 "\n"
 "Deliver the events of a ferry journal to Amplitude, each exactly once: the\n"
 "cursor moves only after Amplitude acknowledged, and resends carry the same\n"
@@ -49,7 +58,17 @@ static void usage(FILE *f)
 "                           Amplitude asks; Retry-After wins when longer)\n"
 "  --no-gzip                send uncompressed bodies (gzip is used by default)\n"
 "  --keep-delivered         keep delivered events for forensics until space is needed\n"
-"  --cacert FILE            trust this CA bundle too (TLS is always verified)\n"
+"  --ip MODE                what Amplitude may geolocate: none (default: no ip and no\n"
+"                           location fields are sent), remote (\"ip\":\"$remote\": the\n"
+"                           uploader's address; only for a device sending its own\n"
+"                           events), pass (the recorded ip and location fields)\n"
+"  --time-floor DATE        recorded times before DATE are wrong (default " FERRY_TIME_FLOOR_TEXT "):\n"
+"                           corrected from the monotonic clock, else flagged\n"
+"  --clock-jump SECONDS     a wall-clock step within one boot larger than this marks\n"
+"                           the times before it as wrong (default 10)\n"
+"  --cacert FILE            trust this CA bundle too (TLS is always verified)\n");
+    /* Two strings: C11 promises only 4095 characters in one. */
+    fputs(
 "  --progress               a progress line on stderr (on a terminal)\n"
 "  --json                   a JSON summary on stdout at exit\n"
 "  -j, --journal DIR        journal directory (default: $FERRY_JOURNAL, else\n"
@@ -62,10 +81,11 @@ static void usage(FILE *f)
 "  -h, --help, -V, --version\n"
 "\n"
 "Exit codes: 0 nothing pending, 64 usage, 66 no journal, 74 journal I/O error,\n"
-"75 events still pending (endpoint unreachable for --retry-for, or stopped),\n"
+"75 events still pending (endpoint unreachable for --retry-for, this boot's clock\n"
+"not yet set for --retry-for, or stopped),\n"
 "78 the endpoint refused the configuration (API key, path, region): nothing moved,\n"
 "or the API key or configuration file cannot be read or is bad.\n"
-"Proxies: libcurl's https_proxy / no_proxy environment variables are honoured.\n");
+"Proxies: libcurl's https_proxy / no_proxy environment variables are honoured.\n", f);
 }
 
 static int usage_error(const char *msg, const char *arg)
@@ -219,7 +239,8 @@ static char *endpoint_url(const char *given, int eu, int batch)
 
 enum { OPT_ONCE = 256, OPT_FOLLOW, OPT_ENDPOINT, OPT_EU, OPT_BATCH, OPT_KEYFILE, OPT_TIMEOUT, OPT_MAXDELAY,
        OPT_RETRYFOR, OPT_SINK, OPT_PROGRESS, OPT_JSON, OPT_RATE, OPT_MAXEVENTS, OPT_NOGZIP, OPT_KEEP,
-       OPT_CACERT, OPT_THROTTLE_WAIT, OPT_KEY_ARGUMENT, OPT_CONFIG, OPT_OPT_OUT };
+       OPT_CACERT, OPT_THROTTLE_WAIT, OPT_KEY_ARGUMENT, OPT_CONFIG, OPT_OPT_OUT, OPT_IP, OPT_TIME_FLOOR,
+       OPT_CLOCK_JUMP };
 #define SHORTOPTS "hj:V"
 
 int main(int argc, char **argv)
@@ -232,11 +253,13 @@ int main(int argc, char **argv)
         {"batch-api", no_argument, NULL, OPT_BATCH},
         {"cacert", required_argument, NULL, OPT_CACERT},
         {"config", required_argument, NULL, OPT_CONFIG},
+        {"clock-jump", required_argument, NULL, OPT_CLOCK_JUMP},
         {"device-rate", required_argument, NULL, OPT_RATE},
         {"endpoint", required_argument, NULL, OPT_ENDPOINT},
         {"eu", no_argument, NULL, OPT_EU},
         {"follow", no_argument, NULL, OPT_FOLLOW},
         {"help", no_argument, NULL, 'h'},
+        {"ip", required_argument, NULL, OPT_IP},
         {"journal", required_argument, NULL, 'j'},
         {"json", no_argument, NULL, OPT_JSON},
         {"keep-delivered", no_argument, NULL, OPT_KEEP},
@@ -249,12 +272,15 @@ int main(int argc, char **argv)
         {"retry-for", required_argument, NULL, OPT_RETRYFOR},
         {"sink", required_argument, NULL, OPT_SINK},
         {"throttle-wait", required_argument, NULL, OPT_THROTTLE_WAIT},
+        {"time-floor", required_argument, NULL, OPT_TIME_FLOOR},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     rp_config cfg = {.sink = FY_DEFAULT_SINK, .gzip = 1, .timeout_s = 30, .max_retry_delay_s = 300,
-                     .retry_for_s = 60, .device_rate = -1, .throttle_wait_s = 30, .max_events = 2000};
+                     .retry_for_s = 60, .device_rate = -1, .throttle_wait_s = 30, .max_events = 2000,
+                     .ip_mode = RP_IP_NONE, .time_floor_ms = rp_clock_default_floor_ms(),
+                     .clock_jump_ms = RP_CLOCK_JUMP_MS};
     const char *jflag = NULL, *endpoint = NULL, *keyfile = NULL;
     int once = 0, follow = 0, eu = 0, batch = 0, opt_out = 0, c;
     /* First of all: a SIGTERM during start-up (reading the configuration,
@@ -321,6 +347,28 @@ int main(int argc, char **argv)
             if (parse_seconds(optarg, &cfg.throttle_wait_s))
                 return usage_error("--throttle-wait: expected seconds: ", optarg);
             break;
+        case OPT_IP:
+            if (!strcmp(optarg, "none"))
+                cfg.ip_mode = RP_IP_NONE;
+            else if (!strcmp(optarg, "remote"))
+                cfg.ip_mode = RP_IP_REMOTE;
+            else if (!strcmp(optarg, "pass"))
+                cfg.ip_mode = RP_IP_PASS;
+            else
+                return usage_error("--ip: expected none, remote or pass: ", optarg);
+            break;
+        case OPT_TIME_FLOOR:
+            if (fy_cli_parse_time(optarg, fy_now_ms(), &cfg.time_floor_ms))
+                return usage_error("--time-floor: expected a date (2026-11-29, ISO 8601) or ms since the "
+                                   "epoch: ", optarg);
+            break;
+        case OPT_CLOCK_JUMP: {
+            double s_;
+            if (parse_seconds(optarg, &s_) || s_ < 1)
+                return usage_error("--clock-jump: expected seconds (at least 1): ", optarg);
+            cfg.clock_jump_ms = (int64_t)(s_ * 1000.0);
+            break;
+        }
         case OPT_RATE:
             if (parse_seconds(optarg, &cfg.device_rate))
                 return usage_error("--device-rate: expected events per second: ", optarg);

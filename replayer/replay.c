@@ -10,6 +10,7 @@
  *      deduplication window is reported. */
 #include "replay.h"
 #include "rp.h"
+#include "clock.h"
 #include "fy_cli.h"
 #include "fy_fail.h"
 #include "fy_record.h"
@@ -40,6 +41,7 @@ typedef struct run {
     uint64_t bytes_wire, bytes_raw, pending_start;
     int64_t started_ms, fail_since_ms, last_progress_ms;
     unsigned failures; /* consecutive, for the backoff */
+    int holding;       /* events of this boot held back (logged once) */
     fy_cursor before;  /* the cursor's attempt fields before the request in flight */
 } run;
 
@@ -366,11 +368,14 @@ int rp_run(const rp_config *cfg)
     r.gzip = cfg->gzip;
     r.started_ms = rp_now_ms();
     rp_batch_init(&r.batch);
+    r.batch.clock = rp_clock_new(cfg->time_floor_ms, cfg->clock_jump_ms);
+    r.batch.ip_mode = cfg->ip_mode;
     rp_response_init(&r.resp);
     fy_open_opts o = {0};
     ferry_err e = fy_journal_open(&r.j, cfg->journal_dir, &o);
     if (e) {
         logf_("%s", ferry_last_error());
+        rp_clock_free(r.batch.clock);
         rp_batch_free(&r.batch);
         rp_response_free(&r.resp);
         return fy_cli_exit_code(e);
@@ -380,7 +385,7 @@ int rp_run(const rp_config *cfg)
     r.dev = rp_devices_new(cfg->device_rate);
     if (lock < 0)
         code = lock == -2 ? EX_TEMPFAIL : EX_CANTCREAT;
-    else if (!r.http || !r.dev)
+    else if (!r.http || !r.dev || !r.batch.clock)
         code = EX_OSERR;
     else if ((e = with_cursor(&r, edit_nothing, NULL))) /* registers the destination */
         code = journal_fail(&r, e);
@@ -394,6 +399,7 @@ int rp_run(const rp_config *cfg)
         close(lock);
     rp_devices_free(r.dev);
     rp_http_free(r.http);
+    rp_clock_free(r.batch.clock);
     rp_batch_free(&r.batch);
     rp_response_free(&r.resp);
     fy_journal_close(&r.j);
@@ -413,6 +419,18 @@ static int idle(run *r)
     int64_t now = rp_now_ms(), wait = 250; /* --follow polls for new events */
     if (!b->pending_seen && !r->cfg->follow)
         return finish(r, EX_OK, NULL); /* --once: nothing left to send */
+    if (b->held) { /* this boot's events wait for a trustworthy clock (clock.h) */
+        if (!r->holding)
+            logf_("holding %" PRIu64 " event(s) of this boot: the clock is before the time floor, so their "
+                  "times cannot be checked yet (waiting for it to be set)", b->held);
+        r->holding = 1;
+        if (!r->cfg->follow && !r->fail_since_ms)
+            r->fail_since_ms = now;
+        if (!r->cfg->follow && now - r->fail_since_ms >= (int64_t)(r->cfg->retry_for_s * 1000.0))
+            return finish(r, EX_TEMPFAIL, "clock not set");
+    } else {
+        r->holding = 0;
+    }
     if (!r->cfg->follow && r->fail_since_ms &&
         now - r->fail_since_ms >= (int64_t)(r->cfg->retry_for_s * 1000.0))
         return finish(r, EX_TEMPFAIL, "still throttled"); /* only paused devices are left */

@@ -3,6 +3,7 @@
 #define REPLAY_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct rp_config {
     const char *journal_dir;
@@ -26,6 +27,9 @@ typedef struct rp_config {
      * why); the run then stops, sending nothing more. NULL: never. */
     int (*opted_out)(void *arg);
     void *opted_out_arg;
+    int ip_mode;              /* rp_ip_mode (rewrite.h): --ip */
+    int64_t time_floor_ms;    /* --time-floor: recorded times before it are not trusted */
+    int64_t clock_jump_ms;    /* --clock-jump: least wall - mono change that is a clock step */
 } rp_config;
 
 /* Runs until done (--once) or stopped (--follow); returns the exit code. */

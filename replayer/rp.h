@@ -90,6 +90,11 @@ typedef struct rp_batch {
      * the first seqs of the gap rows it reports, in body order. */
     uint64_t *loss;
     size_t n_loss, cap_loss;
+    /* Rewrites on the way out (clock.h, rewrite.h), set by the caller after
+     * rp_batch_init; clock NULL: times sent as recorded. */
+    struct rp_clock *clock;
+    int ip_mode;            /* rp_ip_mode */
+    uint64_t held;          /* events held back: this boot's clock is not trustworthy yet */
 } rp_batch;
 
 void rp_batch_init(rp_batch *b);

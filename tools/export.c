@@ -41,8 +41,9 @@ static int emit_jsonl(void *arg, fj_item *it)
     fy_buf_reset(b);
     ferry_err e = fy_buf_printf(b, "{\"seq\":%" PRIu64 ",\"insert_id\":", it->seq);
     if (!e) e = fy_json_emit_string(b, it->r.insert_id, it->r.insert_id_len);
-    if (!e) e = fy_buf_printf(b, ",\"recorded_at\":%" PRId64 ",\"state\":\"%s\",\"delivery\":{", it->r.recorded_at_ms,
-                              fj_state_name(it->summary));
+    if (!e) e = fy_buf_printf(b, ",\"recorded_at\":%" PRId64, it->r.recorded_at_ms);
+    if (!e) e = fy_record_clock_json(b, &it->r); /* mono_ms, boot_id when recorded */
+    if (!e) e = fy_buf_printf(b, ",\"state\":\"%s\",\"delivery\":{", fj_state_name(it->summary));
     int any_dead = 0;
     for (size_t d = 0; d < x->s->n_dests && !e; d++) {
         const fy_cap_state *st = &it->states[d];

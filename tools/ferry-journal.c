@@ -40,6 +40,7 @@ static void usage(FILE *f)
 "                  supervisor-events.tsv); types not in it count as unknown\n"
 "  dump            every stored record as JSON Lines in sequence order:\n"
 "                  {\"seq\":N,\"insert_id\":\"...\",\"recorded_at\":MS,\"event\":{...}}\n"
+"                  (records of format 1.1 also \"mono_ms\" and \"boot_id\" after recorded_at)\n"
 "  timeline [--device-id ID] [--since T] [--until T] [--json]\n"
 "                  device operations from paired events (download, removal,\n"
 "                  kill, install, start, bootstrap, config, boot-config, purge)\n"
@@ -689,7 +690,9 @@ static int cmd_dump(fy_journal *j, int argc, char **argv)
             }
             fy_buf_printf(&out, "{\"seq\":%" PRIu64 ",\"insert_id\":", seq);
             fy_json_emit_string(&out, r.insert_id, r.insert_id_len);
-            fy_buf_printf(&out, ",\"recorded_at\":%" PRId64 ",\"event\":", r.recorded_at_ms);
+            fy_buf_printf(&out, ",\"recorded_at\":%" PRId64, r.recorded_at_ms);
+            fy_record_clock_json(&out, &r); /* mono_ms, boot_id when recorded */
+            fy_buf_puts(&out, ",\"event\":");
             e = fy_json_emit(&out, &r.event);
             fy_record_free(&r); /* strings point into the map: written out before the txn ends */
             if (e || fy_buf_puts(&out, "}\n")) {

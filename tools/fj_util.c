@@ -50,7 +50,9 @@ ferry_err fj_json_line(fy_buf *out, uint64_t seq, const fy_record *r)
 {
     ferry_err e = fy_buf_printf(out, "{\"seq\":%" PRIu64 ",\"insert_id\":", seq);
     if (!e) e = fy_json_emit_string(out, r->insert_id, r->insert_id_len);
-    if (!e) e = fy_buf_printf(out, ",\"recorded_at\":%" PRId64 ",\"event\":", r->recorded_at_ms);
+    if (!e) e = fy_buf_printf(out, ",\"recorded_at\":%" PRId64, r->recorded_at_ms);
+    if (!e) e = fy_record_clock_json(out, r); /* mono_ms, boot_id when recorded */
+    if (!e) e = fy_buf_puts(out, ",\"event\":");
     if (!e) e = fy_json_emit(out, &r->event);
     if (!e) e = fy_buf_puts(out, "}\n");
     return e;

@@ -98,8 +98,14 @@ static void within(const uint8_t *data, size_t size, const char *p, size_t n, co
 
 static void try_decode(const uint8_t *data, size_t size)
 {
-    fy_record r;
+    fy_record r, p;
+    ferry_err pe = fy_record_peek_clock(data, size, &p); /* the replayer's quick look */
+    if (!pe && p.boot_id)
+        within(data, size, p.boot_id, FY_BOOT_ID_LEN, "boot_id (peek)");
     ferry_err e = fy_record_decode(data, size, &r);
+    if (!e && (pe || p.recorded_at_ms != r.recorded_at_ms || p.mono_ms != r.mono_ms ||
+               !p.boot_id != !r.boot_id || (p.boot_id && memcmp(p.boot_id, r.boot_id, FY_BOOT_ID_LEN))))
+        die("fy_record_peek_clock disagrees with fy_record_decode");
     if (e) {
         if (e != FERRY_ECORRUPT && e != FERRY_EVERSION)
             die("decode failed with code %d (%s), want ECORRUPT or EVERSION", e, ferry_last_error());
@@ -116,6 +122,8 @@ static void try_decode(const uint8_t *data, size_t size)
     within(data, size, r.insert_id, r.insert_id_len, "insert_id");
     if (r.device_id)
         within(data, size, r.device_id, r.device_id_len, "device_id");
+    if (r.boot_id)
+        within(data, size, r.boot_id, FY_BOOT_ID_LEN, "boot_id");
 
     fy_buf out;
     fy_buf_init(&out, 0);

@@ -398,8 +398,9 @@ static void test_records_append_back_to_back(void **state)
     fy_buf_free(&b);
 }
 
-/* FORMAT.md, "Byte-level example": the encoder must produce exactly the
- * documented 206 bytes for that event. */
+/* FORMAT.md, "Byte-level example", in its 4-element form (journal format
+ * 1.0: fy_record_encode, no clock readings): exactly these 206 bytes. The
+ * 6-element form is checked in test_clock.c. */
 static void test_format_md_example(void **state)
 {
     (void)state;

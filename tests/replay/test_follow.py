@@ -90,7 +90,13 @@ class Follow(ReplayCase):
     def test_stops_while_offline(self):
         self.record(events(2))
         proc = self.start("http://127.0.0.1:9")
-        time.sleep(0.5)
+
+        def retrying():
+            with open(self.stderr_path, "rb") as f:
+                return b"will retry" in f.read()
+        # Stop it once it retries: a fixed sleep raced its start on a slow
+        # build (under valgrind, SIGTERM came before its handler was set).
+        self.wait_until(retrying, "a failed attempt")
         self.assertEqual(self.stop(proc), 0)
         self.assertEqual(self.stat()["pending"], 2)
 

@@ -132,6 +132,12 @@ ferry_err fy_json_parse_event(const char *text, size_t len, json_t **out)
     *out = NULL;
     json_t *v = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!v) {
+        /* Not the event's fault: the caller may try again. jansson leaves
+         * the message empty (and the code unset: test it first) when it could
+         * not allocate a value, but reports a failure in its lexer's buffer
+         * as a syntax error. */
+        if (!jerr.text[0] || json_error_code(&jerr) == json_error_out_of_memory)
+            return fy_fail(FERRY_ENOMEM, "out of memory parsing the event");
         const char *hint = "";
         if (json_error_code(&jerr) == json_error_numeric_overflow)
             hint = " (integers must fit in a signed 64-bit value)";

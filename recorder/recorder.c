@@ -218,8 +218,12 @@ static ferry_err set_string(json_t *ev, const char *field, const char *value)
     if (json_object_get(ev, field))
         return fy_fail(FERRY_EINVAL, "field %s: given twice (also in extra)", field);
     json_t *s = json_string(value);
-    if (!s)
-        return fy_fail(FERRY_EINVAL, "field %s: not valid UTF-8", field);
+    if (!s) { /* NULL also when out of memory: not the event's fault then */
+        for (size_t i = 0, n = strlen(value), k; i < n; i += k)
+            if (!(k = fy_utf8_seq((const unsigned char *)value + i, n - i)))
+                return fy_fail(FERRY_EINVAL, "field %s: not valid UTF-8", field);
+        return fy_fail(FERRY_ENOMEM, "out of memory");
+    }
     return json_object_set_new(ev, field, s) ? fy_fail(FERRY_ENOMEM, "out of memory") : FERRY_OK;
 }
 

@@ -756,15 +756,44 @@ static int is_blank(const char *p, size_t n)
     return 1;
 }
 
-static void command(loop *l, conn *c, const char *p, size_t n)
+/* What one client line (without its '\n') is: the protocol's grammar, apart
+ * from the sockets so that tests/fuzz/fuzz_service.c can drive it. *len gets
+ * the bytes that count: without a trailing '\r' and, for a command, without
+ * trailing blanks. */
+fy_line_kind fy_service_line(const char *p, size_t n, size_t *len)
 {
+    *len = n;
+    if (n > LINE_MAX_BYTES)
+        return FY_LINE_TOO_LONG;
+    if (n && p[n - 1] == '\r')
+        n--;
+    *len = n;
+    if (is_blank(p, n))
+        return FY_LINE_BLANK;
+    if (p[0] != '#')
+        return FY_LINE_EVENT;
     while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
         n--;
-    if (n == 12 && !memcmp(p, "#ferry noack", 12)) {
+    *len = n;
+    if (n == 12 && !memcmp(p, "#ferry noack", 12))
+        return FY_LINE_NOACK;
+    if (n == 10 && !memcmp(p, "#ferry ack", 10))
+        return FY_LINE_ACK;
+    if (n == 11 && !memcmp(p, "#ferry sync", 11))
+        return FY_LINE_SYNC;
+    return FY_LINE_BAD_COMMAND;
+}
+
+/* The one-line reason of an `error` answer (control characters become spaces). */
+void fy_service_reason(char *dst, size_t n, const char *src) { one_line(dst, n, src); }
+
+static void command(loop *l, conn *c, fy_line_kind kind, const char *p, size_t n)
+{
+    if (kind == FY_LINE_NOACK) {
         c->noack = 1;
-    } else if (n == 10 && !memcmp(p, "#ferry ack", 10)) {
+    } else if (kind == FY_LINE_ACK) {
         c->noack = 0;
-    } else if (n == 11 && !memcmp(p, "#ferry sync", 11)) {
+    } else if (kind == FY_LINE_SYNC) {
         item *it = item_push(c);
         if (!it) {
             logmsg(l->s, "connection %lu: out of memory; closing it", c->id);
@@ -785,19 +814,20 @@ static void command(loop *l, conn *c, const char *p, size_t n)
 static int take_line(loop *l, conn *c, const char *p, size_t n)
 {
     svc *s = l->s;
-    if (n > LINE_MAX_BYTES) {
+    size_t len;
+    fy_line_kind kind = fy_service_line(p, n, &len);
+    if (kind == FY_LINE_TOO_LONG) {
         c->lineno++;
         add_error(l, c, "line %" PRIu64 ": longer than %u bytes", c->lineno, LINE_MAX_BYTES);
         return 1;
     }
-    size_t len = n && p[n - 1] == '\r' ? n - 1 : n;
-    if (is_blank(p, len)) {
+    if (kind == FY_LINE_BLANK) {
         c->lineno++;
         return 1;
     }
-    if (p[0] == '#') {
+    if (kind != FY_LINE_EVENT) {
         c->lineno++;
-        command(l, c, p, len);
+        command(l, c, kind, p, len);
         return 1;
     }
     cgroup *g = l->fill;

@@ -36,4 +36,21 @@ int fy_service_opts_given(const fy_service_opts *o);
 int fy_service_main(const char *prog, const fy_service_opts *o, const char *journal_dir,
                     const ferry_options *jopts);
 
+/* The grammar of one client line, without its newline (service.c, for the
+ * fuzzer in tests/fuzz): what it is, and in *len its length without a
+ * trailing '\r' (and, for commands, trailing blanks). */
+typedef enum fy_line_kind {
+    FY_LINE_BLANK,       /* ignored, not answered */
+    FY_LINE_EVENT,       /* an event: p[0..len) goes to the JSON parser */
+    FY_LINE_NOACK,       /* #ferry noack */
+    FY_LINE_ACK,         /* #ferry ack */
+    FY_LINE_SYNC,        /* #ferry sync */
+    FY_LINE_BAD_COMMAND, /* any other line starting with '#': answered with an error */
+    FY_LINE_TOO_LONG     /* over the line limit (1 MiB): answered with an error */
+} fy_line_kind;
+fy_line_kind fy_service_line(const char *p, size_t n, size_t *len);
+/* Copies src as the one-line reason of an `error` answer into dst[n]:
+ * control characters become spaces, at most 400 bytes. */
+void fy_service_reason(char *dst, size_t n, const char *src);
+
 #endif

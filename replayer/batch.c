@@ -275,7 +275,12 @@ ferry_err rp_batch_build(fy_journal *j, const char *sink, rp_devices *dev_tab, c
         if (++b->pending_seen > RP_LOOKAHEAD || b->n >= max_events)
             break;
         fy_record r;
-        if (fy_record_decode(d.mv_data, d.mv_size, &r)) {
+        ferry_err de = fy_record_decode(d.mv_data, d.mv_size, &r);
+        if (de == FERRY_ENOMEM) { /* not the record's fault: never dead-letter it for this */
+            e = de;
+            break;
+        }
+        if (de) {
             if (b->n == 0) { /* report it alone, so that it is dead-lettered */
                 b->corrupt_seq = seq;
                 snprintf(b->corrupt_reason, sizeof b->corrupt_reason, "%s", ferry_last_error());

@@ -117,6 +117,13 @@ void rp_classify(const rp_response *r, size_t n_events, rp_verdict *v)
     if (r->body.len) {
         json_error_t jerr;
         root = json_loadb(r->body.data, r->body.len, 0, &jerr);
+        if (!root && (!jerr.text[0] || json_error_code(&jerr) == json_error_out_of_memory)) {
+            /* Out of memory (jansson: no message, or this code), not a wrong
+             * answer: send again later. */
+            v->kind = RP_RETRY;
+            snprintf(v->message, sizeof v->message, "HTTP %ld: out of memory reading the answer", r->status);
+            return;
+        }
         if (root && !json_is_object(root)) {
             json_decref(root);
             root = NULL;

@@ -1,0 +1,105 @@
+/* fuzz_json.c: libFuzzer target for the JSON side of recording: the event
+ * parser (fy_json_parse_event) and the encoder (fy_record_encode), the path
+ * every line of ferry-record and of the service takes.
+ *
+ * The input is the event's JSON text. A parse must succeed with an object or
+ * fail with FERRY_EINVAL and a message. An encode must succeed or fail with
+ * FERRY_EINVAL / FERRY_ETOOBIG and a message, leaving the buffer as it was.
+ * A record it wrote must pass fy_record_check, decode, and its event, written
+ * back as JSON (fy_json_emit), must be the event that was encoded (jansson's
+ * json_equal: same keys, values and types). */
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ferry.h"
+#include "fy_buf.h"
+#include "fy_record.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#if defined(__GNUC__)
+__attribute__((noreturn, format(printf, 1, 2)))
+#endif
+static void die(const char *fmt, ...);
+
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("fuzz_json: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    abort();
+}
+
+#define PREFIX "prefix bytes the encoder must not touch"
+#define NOW_MS 1795937265590
+#define GEN_ID "5b0e6a0c-8a53-4c1e-9d4f-2f1e0c9b7a61"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    json_t *ev = (json_t *)1;
+    ferry_err e = fy_json_parse_event((const char *)data, size, &ev);
+    if (e) {
+        if (e != FERRY_EINVAL || !ferry_last_error()[0] || ev != NULL)
+            die("parse failed with code %d (%s), want EINVAL, a message and no object", e, ferry_last_error());
+        return 0;
+    }
+    if (!json_is_object(ev))
+        die("the parser returned something else than an object");
+
+    fy_buf out;
+    fy_buf_init(&out, 0);
+    if (fy_buf_append(&out, PREFIX, sizeof PREFIX - 1))
+        die("out of memory");
+    e = fy_record_encode(ev, NOW_MS, GEN_ID, &out);
+    if (e) {
+        if ((e != FERRY_EINVAL && e != FERRY_ETOOBIG) || !ferry_last_error()[0])
+            die("encode failed with code %d (%s), want EINVAL or ETOOBIG and a message", e, ferry_last_error());
+        if (out.len != sizeof PREFIX - 1 || memcmp(out.data, PREFIX, out.len) != 0)
+            die("a failed encode changed the buffer");
+        fy_buf_free(&out);
+        json_decref(ev);
+        return 0;
+    }
+    if (memcmp(out.data, PREFIX, sizeof PREFIX - 1) != 0)
+        die("the encoder changed the bytes before its record");
+    const char *rec = out.data + sizeof PREFIX - 1;
+    size_t rec_len = out.len - (sizeof PREFIX - 1);
+    if (rec_len > FY_MAX_RECORD_BYTES)
+        die("encoded record of %zu bytes, over the %u limit", rec_len, FY_MAX_RECORD_BYTES);
+    if (fy_record_check(rec, rec_len) != FERRY_OK)
+        die("the encoder wrote a record its checker refuses: %s", ferry_last_error());
+    fy_record r;
+    if (fy_record_decode(rec, rec_len, &r) != FERRY_OK)
+        die("the encoder wrote a record its decoder refuses: %s", ferry_last_error());
+    if (r.recorded_at_ms != NOW_MS)
+        die("recorded_at %lld, want %lld", (long long)r.recorded_at_ms, (long long)NOW_MS);
+    const char *want_type = json_string_value(json_object_get(ev, "event_type"));
+    if (!want_type || r.event_type_len != strlen(want_type) || memcmp(r.event_type, want_type, r.event_type_len))
+        die("event_type changed in the record");
+
+    fy_buf js;
+    fy_buf_init(&js, 0);
+    if (fy_json_emit(&js, &r.event) != FERRY_OK)
+        die("fy_json_emit failed: %s", ferry_last_error());
+    json_error_t jerr;
+    json_t *back = json_loadb(js.data, js.len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!back)
+        die("fy_json_emit wrote JSON jansson refuses (%s at column %d): %.*s", jerr.text, jerr.column,
+            (int)(js.len > 2000 ? 2000 : js.len), js.data);
+    if (!json_equal(ev, back))
+        die("the event read back differs from the event encoded: %.*s", (int)(js.len > 2000 ? 2000 : js.len),
+            js.data);
+    json_decref(back);
+    fy_buf_free(&js);
+    fy_record_free(&r);
+    fy_buf_free(&out);
+    json_decref(ev);
+    return 0;
+}

@@ -160,6 +160,7 @@ void rp_http_post(rp_http *h, const char *body, size_t len, int gzip, rp_respons
     fy_buf_reset(&r->body);
     r->status = 0;
     r->transport_error = 0;
+    r->tls_untrusted = 0;
     r->sent = 0;
     r->error[0] = '\0';
     r->retry_after_s = 0;
@@ -182,6 +183,11 @@ void rp_http_post(rp_http *h, const char *body, size_t len, int gzip, rp_respons
     r->sent = request_bytes > 0;
     if (rc != CURLE_OK) {
         r->transport_error = 1;
+        /* Verification failures are configuration, not weather: retrying
+         * cannot help, and verification is never turned off. */
+        r->tls_untrusted = rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
+                           rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_SSL_ISSUER_ERROR ||
+                           rc == CURLE_SSL_PINNEDPUBKEYNOTMATCH;
         r->status = 0; /* a partial answer is no answer */
         snprintf(r->error, sizeof r->error, "%s", h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
         return;

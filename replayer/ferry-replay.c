@@ -54,9 +54,11 @@ static void usage(FILE *f)
 "                           /var/lib/ferry/journal as root, else ~/.local/state/ferry/journal)\n"
 "  -h, --help, -V, --version\n"
 "\n"
-"Exit codes: 0 nothing pending, 64 usage, 66 no journal, 74 journal I/O error,\n"
+"Exit codes: 0 nothing pending, 64 usage, 65 the journal's pages are damaged\n"
+"(run ferry-journal salvage), 66 no journal, 74 journal I/O error,\n"
 "75 events still pending (endpoint unreachable for --retry-for, or stopped),\n"
-"78 the endpoint refused the configuration (API key, path, region): nothing moved.\n"
+"78 the endpoint refused the configuration (API key, path, region) or its TLS\n"
+"certificate is not trusted (--cacert): nothing moved.\n"
 "Proxies: libcurl's https_proxy / no_proxy environment variables are honoured.\n");
 }
 

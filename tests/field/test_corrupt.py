@@ -92,6 +92,11 @@ class CorruptTest(unittest.TestCase):
         st0 = json.loads(subprocess.run([BINS.journal, "-j", j, "stat", "--json"], capture_output=True).stdout)
         self.assertEqual(st["journal_id"], st0["journal_id"])
         self.assertEqual(st["quarantined"], 0)
+        # the new journal has the original's modes (0700, files 0600)
+        mode = lambda p: os.stat(p).st_mode & 0o777
+        self.assertEqual(mode(out), 0o700)
+        self.assertEqual(mode(os.path.join(out, "data.mdb")), 0o600)
+        self.assertEqual(mode(os.path.join(out, "lock.mdb")), 0o600)
         # an existing --out is refused
         p = subprocess.run([BINS.journal, "-j", j, "salvage", "--force", "--out", out], capture_output=True)
         self.assertEqual(p.returncode, 73)

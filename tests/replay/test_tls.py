@@ -62,6 +62,17 @@ class TlsTest(ReplayCase):
             self.assertEqual(self.stat()["pending"], 10)
             self.assertEqual(self.accepted(), [])
 
+    def test_cleartext_warning(self):
+        self.record(events(3, prefix="clear"))
+        with self.sink() as sink:  # loopback: no warning
+            p = self.replay(sink, check=0)
+            self.assertNotIn(b"unencrypted", p.stderr)
+        # Anything else over http:// is said loudly (0.0.0.0:1 refuses at once).
+        self.record(events(1, prefix="clear2"))
+        p = self.replay("http://0.0.0.0:1", "--retry-for", "1", "--max-retry-delay", "1")
+        self.assertEqual(p.returncode, 75)
+        self.assertIn(b"WARNING: http://0.0.0.0:1 is plain HTTP", p.stderr)
+
     def test_no_option_disables_verification(self):
         out = subprocess.run([REPLAY, "--help"], capture_output=True).stdout.decode()
         for word in ("insecure", "no-verify", "skip-verify"):

@@ -67,6 +67,11 @@ typedef void pw_problem_fn(void *arg, uint64_t pgno, const char *msg);
 int pw_walk(const char *path, int scan_orphans, pw_result *r, pw_problem_fn *cb, void *arg);
 void pw_free(pw_result *r);
 
+/* For programs about to open the journal in dir: 1 when its live pages are
+ * damaged (what: the first problem), 0 when sound, missing or unreadable
+ * (opening reports those). Reads every live page once. */
+int pw_journal_damaged(const char *dir, char *what, size_t n);
+
 /* Whether key (kn bytes) lies in one of db's lost ranges. */
 int pw_in_lost(const pw_db *db, const unsigned char *k, size_t kn);
 

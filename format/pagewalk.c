@@ -527,3 +527,39 @@ void pw_free(pw_result *r)
     free_entries(r->orphans, r->n_orphans);
     memset(r, 0, sizeof *r);
 }
+
+typedef struct first_msg {
+    char *out;
+    size_t n;
+} first_msg;
+
+static void keep_first(void *arg, uint64_t pgno, const char *msg)
+{
+    first_msg *f = arg;
+    if (f->n == 0 || f->out[0])
+        return;
+    if (pgno == P_INVALID)
+        snprintf(f->out, f->n, "%s", msg);
+    else
+        snprintf(f->out, f->n, "page %" PRIu64 ": %s", pgno, msg);
+}
+
+int pw_journal_damaged(const char *dir, char *what, size_t n)
+{
+    char data[4200];
+    struct stat st;
+    if (n)
+        what[0] = '\0';
+    snprintf(data, sizeof data, "%s/data.mdb", dir);
+    if (stat(data, &st) != 0 || st.st_size == 0)
+        return 0;
+    pw_result r;
+    first_msg f = {what, n};
+    if (pw_walk(data, 0, &r, keep_first, &f) != 0)
+        return 0;
+    int bad = r.damaged_pages > 0;
+    for (int d = 0; d < PW_NDB; d++)
+        bad |= r.db[d].n_lost > 0 || r.db[d].lost_values > 0;
+    pw_free(&r);
+    return bad;
+}

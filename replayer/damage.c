@@ -12,38 +12,12 @@
 #include "fy_cli.h"
 #include "fy_pagewalk.h"
 
-#include <inttypes.h>
 #include <stdio.h>
-#include <string.h>
-#include <sys/stat.h>
-
-static void first_problem(void *arg, uint64_t pgno, const char *msg)
-{
-    char *out = arg;
-    if (out[0])
-        return;
-    if (pgno == UINT64_MAX)
-        snprintf(out, 300, "%s", msg);
-    else
-        snprintf(out, 300, "page %" PRIu64 ": %s", pgno, msg);
-}
 
 int rp_check_pages(const char *dir)
 {
-    char data[4200], first[300] = "";
-    struct stat st;
-    snprintf(data, sizeof data, "%s/data.mdb", dir);
-    if (stat(data, &st) != 0 || st.st_size == 0)
-        return 0; /* no journal yet: opening reports it */
-    pw_result r;
-    if (pw_walk(data, 0, &r, first_problem, first) != 0)
-        return 0; /* unreadable: opening reports it */
-    uint64_t damaged = r.damaged_pages;
-    int lost = 0;
-    for (int d = 0; d < PW_NDB; d++)
-        lost |= r.db[d].n_lost || r.db[d].lost_values;
-    pw_free(&r);
-    if (!damaged && !lost)
+    char first[300];
+    if (!pw_journal_damaged(dir, first, sizeof first))
         return 0;
     rp_report_damage(dir, first);
     return EX_DATAERR;

@@ -101,6 +101,31 @@ class CorruptTest(unittest.TestCase):
         p = subprocess.run([BINS.journal, "-j", j, "salvage", "--force", "--out", out], capture_output=True)
         self.assertEqual(p.returncode, 73)
 
+    def test_service_stops_on_damage(self):
+        """ferry-record --listen checks the pages before LMDB reads them:
+        exit 65 naming salvage, not an LMDB abort and a restart loop."""
+        j = self.journal(n=3000)
+        data = os.path.join(j, "data.mdb")
+        pm = cl.page_map(data)
+        pg = cl.pick_target(pm, "tail", random.Random(self.seed))
+        cl.damage(data, pm, pg, random.Random(self.seed), "zero")
+        p = subprocess.run([BINS.record, "-j", j, "--listen", os.path.join(self.tmp, "s.sock")], capture_output=True,
+                           timeout=300)
+        self.assertEqual(p.returncode, 65, p.stderr)
+        self.assertIn(b"salvage", p.stderr)
+        self.assertNotIn(b"Sanitizer", p.stderr)
+        p = subprocess.run([BINS.journal, "-j", j, "salvage", "--json"], capture_output=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        r = json.loads(p.stdout)
+        self.assertTrue(r["lost_exact"])
+        self.assertEqual(r["salvaged"] + r["lost"], 3000)
+        self.assertGreater(r["lost"], 0)
+        # recording goes on in the salvaged journal, numbers not reused
+        subprocess.run([BINS.record, "-j", j, "-t", "after", "-d", "device-after"], check=True, capture_output=True)
+        st = json.loads(subprocess.run([BINS.journal, "-j", j, "stat", "--json"], capture_output=True).stdout)
+        self.assertGreater(st["recorded"], 3000)
+        self.assertEqual(st["quarantined"], r["lost"])
+
     def test_refused_while_open(self):
         j = self.journal()
         sock = os.path.join(self.tmp, "rec.sock")

@@ -8,8 +8,8 @@
  * parent gives, overflow runs inside the file), so damage is reported and
  * never followed. What it reads from intact pages is what `salvage` keeps.
  *
- * Layout of LMDB 0.9 (64-bit, native byte order), as mdb.c writes it:
- * page header {pgno u64, pad u16, flags u16, lower u16, upper u16 | pages
+ * Layout of LMDB 0.9 (native word size and byte order), as mdb.c writes it:
+ * page header {pgno word, pad u16, flags u16, lower u16, upper u16 | pages
  * u32}, then u16 node offsets; node {lo u16, hi u16, flags u16, ksize u16,
  * key, data}; meta pages 0 and 1 hold MDB_meta after the header. */
 #ifndef FY_PAGEWALK_H

@@ -11,7 +11,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define HDR 16u       /* PAGEHDRSZ */
+/* LMDB 0.9 writes pgno_t, size_t and txnid_t as the machine's word: the
+ * layout of a 32-bit build differs from a 64-bit one, and a journal is read
+ * by a build of its own word size (FORMAT.md, section 2). */
+#define W ((unsigned)sizeof(size_t))
+#define HDR (W + 8u)       /* PAGEHDRSZ: pgno, pad, flags, lower, upper */
+#define PG_FLAGS (W + 2u)
+#define PG_LOWER (W + 4u)
+#define PG_UPPER (W + 6u)
+#define PG_PAGES (W + 4u)  /* overflow pages: u32 over lower/upper */
 #define NODESZ 8u     /* offsetof(MDB_node, mn_data) */
 #define P_BRANCH 0x01u
 #define P_LEAF 0x02u
@@ -21,9 +29,21 @@
 #define F_SUBDATA 0x02u
 #define F_DUPDATA 0x04u
 #define MDB_MAGIC 0xBEEFC0DEu
-#define P_INVALID UINT64_MAX
+#define P_INVALID UINT64_MAX /* "no page" in reports */
+#define PG_NONE (W == 8 ? UINT64_MAX : (uint64_t)UINT32_MAX) /* LMDB's P_INVALID: an empty database */
 #define MAX_DEPTH 32
-#define DBSZ 48u /* MDB_db */
+#define DBSZ (8u + 5u * W) /* MDB_db: pad u32, flags u16, depth u16, 3 page counts, entries, root */
+#define DB_DEPTH 6u
+#define DB_ENTRIES (8u + 3u * W)
+#define DB_ROOT (8u + 4u * W)
+/* MDB_meta after the page header: magic u32, version u32, address, mapsize, dbs[2], last_pg, txnid */
+#define MM_MAGIC HDR
+#define MM_VERSION (HDR + 4u)
+#define MM_MAPSIZE (HDR + 8u + W)
+#define MM_PSIZE (HDR + 8u + 2u * W) /* dbs[FREE_DBI].md_pad holds the page size */
+#define MM_MAIN (MM_PSIZE + DBSZ)
+#define MM_LAST (MM_PSIZE + 2u * DBSZ)
+#define MM_TXNID (MM_LAST + W)
 
 typedef struct walker {
     int fd;
@@ -39,6 +59,8 @@ typedef struct walker {
 static uint16_t u16(const unsigned char *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 static uint32_t u32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 static uint64_t u64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+/* A pgno_t / size_t / txnid_t of this build. */
+static uint64_t word(const unsigned char *p) { return W == 8 ? u64(p) : u32(p); }
 
 static void report(walker *w, uint64_t pgno, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -142,16 +164,16 @@ int pw_in_lost(const pw_db *db, const unsigned char *k, size_t kn)
 static int check_page(walker *w, uint64_t pgno, const unsigned char *p, unsigned kind)
 {
     unsigned ps = w->r->psize;
-    if (u64(p) != pgno) {
-        report(w, pgno, "page header names page %" PRIu64 " (overwritten or misplaced)", u64(p));
+    if (word(p) != pgno) {
+        report(w, pgno, "page header names page %" PRIu64 " (overwritten or misplaced)", word(p));
         return -1;
     }
-    unsigned flags = u16(p + 10);
+    unsigned flags = u16(p + PG_FLAGS);
     if ((flags & (P_BRANCH | P_LEAF | P_OVERFLOW | P_META | 0x20u | 0x40u)) != kind) {
         report(w, pgno, "page flags 0x%04x, expected a %s page", flags, kind == P_BRANCH ? "branch" : "leaf");
         return -1;
     }
-    unsigned lower = u16(p + 12), upper = u16(p + 14);
+    unsigned lower = u16(p + PG_LOWER), upper = u16(p + PG_UPPER);
     if (lower < HDR || lower > upper || upper > ps || (lower - HDR) % 2) {
         report(w, pgno, "node table bounds %u..%u do not fit a %u-byte page", lower, upper, ps);
         return -1;
@@ -176,7 +198,7 @@ static int check_page(walker *w, uint64_t pgno, const unsigned char *p, unsigned
                 report(w, pgno, "node %d has unknown flags 0x%x", i, nf);
                 return -1;
             }
-            end += (nf & F_BIGDATA) ? 8 : ds;
+            end += (nf & F_BIGDATA) ? W : ds;
         }
         if (end > ps || ks > 511) {
             report(w, pgno, "node %d (key %u bytes) runs past the end of the page", i, ks);
@@ -200,7 +222,7 @@ static int node_value(walker *w, uint64_t pgno, const unsigned char *node, pw_db
         *vn = ds;
         return 0;
     }
-    uint64_t op = u64(node + NODESZ + ks);
+    uint64_t op = word(node + NODESZ + ks);
     if (op < 2 || op >= w->r->file_pages) {
         report(w, pgno, "a value's overflow page %" PRIu64 " is outside the file", op);
         if (db)
@@ -208,13 +230,13 @@ static int node_value(walker *w, uint64_t pgno, const unsigned char *node, pw_db
         return -1;
     }
     unsigned char *hdr = w->buf + (size_t)(MAX_DEPTH + 1) * ps;
-    if (read_page(w, op, hdr) || u64(hdr) != op || (u16(hdr + 10) & 0x0fu) != P_OVERFLOW) {
+    if (read_page(w, op, hdr) || word(hdr) != op || (u16(hdr + PG_FLAGS) & 0x0fu) != P_OVERFLOW) {
         report(w, op, "overflow page (referenced from page %" PRIu64 ") has a damaged header", pgno);
         if (db)
             db->lost_values++;
         return -1;
     }
-    uint64_t pages = u32(hdr + 12);
+    uint64_t pages = u32(hdr + PG_PAGES);
     if (pages == 0 || op + pages > w->r->file_pages || (uint64_t)ds + HDR > pages * ps) {
         report(w, op, "overflow run of %" PRIu64 " page(s) does not hold its %zu-byte value", pages, ds);
         if (db)
@@ -293,7 +315,9 @@ static void walk(walker *w, uint64_t pgno, int depth, int want_depth, const unsi
         for (int i = 0; i < n; i++) {
             /* Bounds are copied: the next walk() reuses deeper buffers only. */
             const unsigned char *node = p + u16(p + HDR + 2u * (unsigned)i);
-            uint64_t child = (uint64_t)u16(node) | (uint64_t)u16(node + 2) << 16 | (uint64_t)u16(node + 4) << 32;
+            uint64_t child = (uint64_t)u16(node) | (uint64_t)u16(node + 2) << 16;
+            if (W == 8) /* the node's flags hold the high bits of a 64-bit page number */
+                child |= (uint64_t)u16(node + 4) << 32;
             const unsigned char *clo = i == 0 ? lo : node + NODESZ;
             size_t clon = i == 0 ? lon : u16(node + 6);
             const unsigned char *chi = hi;
@@ -321,10 +345,10 @@ static void walk(walker *w, uint64_t pgno, int depth, int want_depth, const unsi
                 const unsigned char *md = node + NODESZ + ks;
                 pw_db *t = &w->r->db[d];
                 t->found = 1;
-                t->entries = u64(md + 32);
-                uint64_t root = u64(md + 40);
-                unsigned dep = u16(md + 6);
-                if (root == P_INVALID)
+                t->entries = word(md + DB_ENTRIES);
+                uint64_t root = word(md + DB_ROOT);
+                unsigned dep = u16(md + DB_DEPTH);
+                if (root == PG_NONE)
                     continue; /* empty */
                 if (dep == 0 || dep > MAX_DEPTH) {
                     report(w, pgno, "database %s has an implausible depth %u", names[d], dep);
@@ -350,20 +374,20 @@ static void walk(walker *w, uint64_t pgno, int depth, int want_depth, const unsi
 /* Meta page m (0/1) at offset m * psize; 0 if usable. */
 static int read_meta(walker *w, int m, unsigned char *p, uint64_t *txnid, unsigned *psize)
 {
-    if (pread(w->fd, p, 160, (off_t)m * (off_t)w->r->psize) != 160)
+    if (pread(w->fd, p, MM_TXNID + W, (off_t)m * (off_t)w->r->psize) != (ssize_t)(MM_TXNID + W))
         return -1;
     /* LMDB itself reads a meta page by its magic and version only; a bad
      * page number or flags is damage worth reporting, not a reason to drop
      * the newest transaction. */
-    if (u32(p + 16) != MDB_MAGIC || u32(p + 20) != 1)
+    if (u32(p + MM_MAGIC) != MDB_MAGIC || u32(p + MM_VERSION) != 1)
         return -1;
-    if (u64(p) != (uint64_t)m || (u16(p + 10) & P_META) == 0)
+    if (word(p) != (uint64_t)m || (u16(p + PG_FLAGS) & P_META) == 0)
         w->meta_hdr_bad |= 1 << m;
-    unsigned s = u32(p + 40); /* mm_dbs[FREE_DBI].md_pad holds the page size */
+    unsigned s = u32(p + MM_PSIZE);
     if (s < 512 || s > 65536 || (s & (s - 1)))
         return -1;
     *psize = s;
-    *txnid = u64(p + 144);
+    *txnid = word(p + MM_TXNID);
     return 0;
 }
 
@@ -431,8 +455,8 @@ int pw_walk(const char *path, int scan_orphans, pw_result *r, pw_problem_fn *cb,
         if (m < 0 || (pass && !(ok0 && ok1)))
             break;
         const unsigned char *cand = m ? m1 : m0;
-        uint64_t root = u64(cand + 88 + 40), last = u64(cand + 136);
-        if (root != P_INVALID && (root >= r->file_pages || root > last)) {
+        uint64_t root = word(cand + MM_MAIN + DB_ROOT), last = word(cand + MM_LAST);
+        if (root != PG_NONE && (root >= r->file_pages || root > last)) {
             report(&w, (uint64_t)m, "meta page %d points to a main root %" PRIu64 " outside the file", m, root);
             continue;
         }
@@ -445,11 +469,11 @@ int pw_walk(const char *path, int scan_orphans, pw_result *r, pw_problem_fn *cb,
         for (int d = 0; d < PW_NDB; d++)
             add_lost(&r->db[d], NULL, 0, NULL, 0);
     } else {
-        r->txnid = u64(meta + 144);
-        r->mapsize = u64(meta + 32);
-        uint64_t root = u64(meta + 88 + 40);
-        unsigned dep = u16(meta + 88 + 6);
-        if (root != P_INVALID) {
+        r->txnid = word(meta + MM_TXNID);
+        r->mapsize = word(meta + MM_MAPSIZE);
+        uint64_t root = word(meta + MM_MAIN + DB_ROOT);
+        unsigned dep = u16(meta + MM_MAIN + DB_DEPTH);
+        if (root != PG_NONE) {
             pw_db main = {0};
             walk(&w, root, 0, dep ? (int)dep - 1 : 0, NULL, 0, NULL, 0, &main, 1);
             if (main.n_lost) {
@@ -483,7 +507,7 @@ int pw_walk(const char *path, int scan_orphans, pw_result *r, pw_problem_fn *cb,
     if (scan_orphans && any_lost) {
         unsigned char *p = w.buf;
         for (uint64_t pg = 2; pg < r->file_pages; pg++) {
-            if (is_seen(&w, pg) || read_page(&w, pg, p) || u64(p) != pg || (u16(p + 10) & 0x7fu) != P_LEAF)
+            if (is_seen(&w, pg) || read_page(&w, pg, p) || word(p) != pg || (u16(p + PG_FLAGS) & 0x7fu) != P_LEAF)
                 continue;
             pw_problem_fn *keep = w.cb;
             w.cb = NULL; /* an orphan that does not parse is just old free space */

@@ -262,7 +262,8 @@ def one_case(bins, workdir, seed, kind, how, log):
     if sv.get("rebuilt") and sv.get("lost_exact"):
         assert sv["lost"] == len(lost), "salvage counted %d lost, %d are" % (sv["lost"], len(lost))
         assert st.get("quarantined") == sv["lost"], (st.get("quarantined"), sv["lost"])
-    return {"skipped": False, "kind": kind, "how": how, "page": pg, "pending": len(want), "lost": len(lost),
+    return {"skipped": False, "kind": kind, "how": how, "page": pg, "pending": len(want),
+            "recorded": len(want) + len(delivered_before), "lost": len(lost),
             "on_damaged_page": len(only_there), "beyond": len(beyond), "duplicates": stats.get("duplicates", 0),
             "delivered": len(got - delivered_before), "verify": v.returncode, "replay_before": rp.returncode,
             "salvaged": sv.get("salvaged"), "recovered_unreachable": sv.get("recovered_unreachable", 0)}

@@ -388,6 +388,9 @@ static int read_meta(walker *w, int m, unsigned char *p, uint64_t *txnid, unsign
         return -1;
     *psize = s;
     *txnid = word(p + MM_TXNID);
+    /* Transaction t writes meta page t % 2 (mdb_env_write_meta). */
+    if (*txnid && (*txnid & 1) != (uint64_t)m)
+        return -1;
     return 0;
 }
 
@@ -448,6 +451,12 @@ int pw_walk(const char *path, int scan_orphans, pw_result *r, pw_problem_fn *cb,
     mark_seen(&w, 0);
     if (r->file_pages > 1)
         mark_seen(&w, 1);
+    /* Healthy metas hold consecutive transactions (or both 0 when new):
+     * otherwise a damaged txnid may hide the newest one. */
+    int suspect = ok0 && ok1 && (t0 > t1 ? t0 - t1 : t1 - t0) > 1;
+    if (suspect)
+        report(&w, t0 > t1 ? 0 : 1, "meta pages hold transactions %" PRIu64 " and %" PRIu64 ", not consecutive",
+               t0, t1);
     /* The newer usable meta whose main root lies inside the file. */
     const unsigned char *meta = NULL;
     for (int pass = 0; pass < 2 && !meta; pass++) {
@@ -458,6 +467,7 @@ int pw_walk(const char *path, int scan_orphans, pw_result *r, pw_problem_fn *cb,
         uint64_t root = word(cand + MM_MAIN + DB_ROOT), last = word(cand + MM_LAST);
         if (root != PG_NONE && (root >= r->file_pages || root > last)) {
             report(&w, (uint64_t)m, "meta page %d points to a main root %" PRIu64 " outside the file", m, root);
+            suspect = 1;
             continue;
         }
         meta = cand;
@@ -491,7 +501,7 @@ int pw_walk(const char *path, int scan_orphans, pw_result *r, pw_problem_fn *cb,
     /* A damaged meta page may have been the newest: its transaction's pages
      * are then unreachable from the other one. Look for entries past the
      * end of each tree among them (salvage filters what was deleted). */
-    if (r->metas_bad && meta)
+    if ((r->metas_bad || suspect) && meta)
         for (int d = 0; d < PW_NDB; d++) {
             pw_db *t = &r->db[d];
             if (t->n)

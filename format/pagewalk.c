@@ -262,38 +262,37 @@ static int node_value(walker *w, uint64_t pgno, const unsigned char *node, pw_db
 
 /* Walks the subtree at pgno whose keys lie in [lo, hi). Leaves go to db;
  * an unreadable subtree is recorded as a lost range of db. */
-static void walk(walker *w, uint64_t pgno, int depth, int want_depth, const unsigned char *lo, size_t lon,
+static int walk(walker *w, uint64_t pgno, int depth, int want_depth, const unsigned char *lo, size_t lon,
                  const unsigned char *hi, size_t hin, pw_db *db, int is_main)
 {
     unsigned ps = w->r->psize;
     if (depth > MAX_DEPTH || depth > want_depth) {
         report(w, pgno, "tree deeper than its recorded depth %d", want_depth);
         add_lost(db, lo, lon, hi, hin);
-        return;
+        return 1;
     }
     if (pgno < 2 || pgno >= w->r->file_pages) {
         report(w, P_INVALID, "a reference to page %" PRIu64 " outside the file (%" PRIu64 " pages)", pgno,
                w->r->file_pages);
         add_lost(db, lo, lon, hi, hin);
-        return;
+        return 1;
     }
     if (is_seen(w, pgno)) {
         report(w, pgno, "page reached twice (a loop or a shared page)");
         add_lost(db, lo, lon, hi, hin);
-        return;
+        return 1;
     }
     unsigned char *p = w->buf + (size_t)depth * ps;
     if (read_page(w, pgno, p)) {
         report(w, pgno, "page cannot be read (file truncated?)");
         add_lost(db, lo, lon, hi, hin);
-        return;
+        return 1;
     }
-    mark_seen(w, pgno);
     unsigned kind = depth == want_depth ? P_LEAF : P_BRANCH;
     int n = check_page(w, pgno, p, kind);
     if (n < 0) {
         add_lost(db, lo, lon, hi, hin);
-        return;
+        return 1;
     }
     /* Keys ascend within [lo, hi); a branch's first key is empty (implicit lo). */
     const unsigned char *pk = lo;
@@ -307,11 +306,15 @@ static void walk(walker *w, uint64_t pgno, int depth, int want_depth, const unsi
         else if ((pk && keycmp(k, ks, pk, pkn) < (i == 0 ? 0 : 1)) || (hi && keycmp(k, ks, hi, hin) >= 0)) {
             report(w, pgno, "key %d is out of order or outside its parent's range", i);
             add_lost(db, lo, lon, hi, hin);
-            return;
+            return 1;
         }
         pk = k, pkn = ks;
     }
+    /* Marked only once sound: a page rejected here (say, for a damaged
+     * separator in its parent) stays a candidate of the orphan scan. */
+    mark_seen(w, pgno);
     if (kind == P_BRANCH) {
+        int child_failed = 0;
         for (int i = 0; i < n; i++) {
             /* Bounds are copied: the next walk() reuses deeper buffers only. */
             const unsigned char *node = p + u16(p + HDR + 2u * (unsigned)i);
@@ -326,9 +329,13 @@ static void walk(walker *w, uint64_t pgno, int depth, int want_depth, const unsi
                 const unsigned char *nx = p + u16(p + HDR + 2u * (unsigned)(i + 1));
                 chi = nx + NODESZ, chin = u16(nx + 6);
             }
-            walk(w, child, depth + 1, want_depth, clo, clon, chi, chin, db, is_main);
+            child_failed |= walk(w, child, depth + 1, want_depth, clo, clon, chi, chin, db, is_main);
         }
-        return;
+        /* The damage may be this page's own separators or pointers: its
+         * whole range is searched among unreachable pages. */
+        if (child_failed)
+            add_lost(db, lo, lon, hi, hin);
+        return 0;
     }
     for (int i = 0; i < n; i++) {
         const unsigned char *node = p + u16(p + HDR + 2u * (unsigned)i);
@@ -369,6 +376,7 @@ static void walk(walker *w, uint64_t pgno, int depth, int want_depth, const unsi
         if (owned)
             free(v);
     }
+    return 0;
 }
 
 /* Meta page m (0/1) at offset m * psize; 0 if usable. */

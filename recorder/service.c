@@ -57,6 +57,7 @@
 #include "recorder_internal.h"
 #include "fy_cli.h"
 #include "fy_fail.h"
+#include "fy_pagewalk.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1564,6 +1565,14 @@ int fy_service_main(const char *prog, const fy_service_opts *o, const char *jour
             logmsg(s, "socket activation: the socket's mode and owner are systemd's (SocketMode=, SocketGroup=)");
     } else {
         status = make_socket(s, mode, uid, gid);
+    }
+    char damage[300];
+    if (status == EX_OK && pw_journal_damaged(journal_dir, damage, sizeof damage)) {
+        /* LMDB may abort on a damaged page: stop before it reads one (65:
+         * contrib's unit does not restart; ferry-salvage.service repairs). */
+        logmsg(s, "journal %s is damaged (%s): stop ferry-replay, then run `ferry-journal -j %s salvage`",
+               journal_dir, damage, journal_dir);
+        status = EX_DATAERR;
     }
     if (status == EX_OK) {
         ferry_err e = ferry_open(journal_dir, jopts, &s->j);

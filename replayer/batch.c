@@ -23,8 +23,13 @@ typedef struct dev {
     int64_t paused_until_ms;
 } dev;
 
+/* Devices remembered at most (beyond it, idle ones are forgotten): a
+ * --follow replayer meets new device and user ids for months. */
+#define RP_MAX_DEVICES 4096u
+
 struct rp_devices {
     void *root; /* tsearch tree of dev */
+    size_t count;
     double rate;
     int64_t all_paused_until_ms;
 };
@@ -61,6 +66,43 @@ static double burst(const rp_devices *d)
     return d->rate / 5.0 > 1.0 ? d->rate / 5.0 : 1.0;
 }
 
+/* A device neither paused nor short of tokens is exactly what a new entry
+ * would be: forgetting it changes nothing. twalk() takes no argument, hence
+ * the file-scope state (the replayer is single-threaded). */
+static struct {
+    const rp_devices *d;
+    int64_t now;
+    dev **idle;
+    size_t n, cap;
+} prune;
+
+static void prune_visit(const void *node, VISIT which, int depth)
+{
+    (void)depth;
+    if (which != postorder && which != leaf)
+        return;
+    dev *x = *(dev *const *)node;
+    double tokens = x->tokens + (double)(prune.now - x->refill_ms) * prune.d->rate / 1000.0;
+    if (x->paused_until_ms <= prune.now && (prune.d->rate <= 0 || tokens >= burst(prune.d)) && prune.n < prune.cap)
+        prune.idle[prune.n++] = x;
+}
+
+static void devices_prune(rp_devices *d, int64_t now)
+{
+    prune.d = d, prune.now = now, prune.n = 0, prune.cap = d->count;
+    prune.idle = malloc(d->count * sizeof *prune.idle + 1);
+    if (!prune.idle)
+        return;
+    twalk(d->root, prune_visit);
+    for (size_t i = 0; i < prune.n; i++) {
+        tdelete(prune.idle[i], &d->root, dev_cmp);
+        dev_free(prune.idle[i]);
+        d->count--;
+    }
+    free(prune.idle);
+    prune.idle = NULL;
+}
+
 static dev *dev_get(rp_devices *d, const char *id, int64_t now)
 {
     dev key = {.id = (char *)(uintptr_t)id};
@@ -74,10 +116,13 @@ static dev *dev_get(rp_devices *d, const char *id, int64_t now)
     }
     x->tokens = burst(d);
     x->refill_ms = now;
+    if (d->count >= RP_MAX_DEVICES)
+        devices_prune(d, now);
     if (!tsearch(x, &d->root, dev_cmp)) {
         dev_free(x);
         return NULL;
     }
+    d->count++;
     return x;
 }
 

@@ -80,11 +80,13 @@ static void usage(FILE *f)
 "                           " FY_CONFIG_DEFAULT ", if present); flags win over it\n"
 "  -h, --help, -V, --version\n"
 "\n"
-"Exit codes: 0 nothing pending, 64 usage, 66 no journal, 74 journal I/O error,\n"
+"Exit codes: 0 nothing pending, 64 usage, 65 the journal's pages are damaged\n"
+"(run ferry-journal salvage), 66 no journal, 74 journal I/O error,\n"
 "75 events still pending (endpoint unreachable for --retry-for, this boot's clock\n"
 "not yet set for --retry-for, or stopped),\n"
-"78 the endpoint refused the configuration (API key, path, region): nothing moved,\n"
-"or the API key or configuration file cannot be read or is bad.\n"
+"78 the endpoint refused the configuration (API key, path, region) or its TLS\n"
+"certificate is not trusted (--cacert): nothing moved; or the API key or\n"
+"configuration file cannot be read or is bad.\n"
 "Proxies: libcurl's https_proxy / no_proxy environment variables are honoured.\n", f);
 }
 

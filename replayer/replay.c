@@ -300,6 +300,12 @@ static int finish(run *r, int code, const char *why)
 
 static int journal_fail(run *r, ferry_err e)
 {
+    if (e == FERRY_ECORRUPT) { /* LMDB met a damaged page: stop, name the remedy */
+        rp_report_damage(r->cfg->journal_dir, ferry_last_error());
+        if (r->cfg->json) /* no counts: reading the journal again could crash */
+            printf("{\"exit_code\":%d,\"journal_damaged\":true}\n", EX_DATAERR);
+        return EX_DATAERR;
+    }
     logf_("%s", ferry_last_error());
     return finish(r, fy_cli_exit_code(e), NULL);
 }
@@ -372,7 +378,19 @@ int rp_run(const rp_config *cfg)
     r.batch.ip_mode = cfg->ip_mode;
     rp_response_init(&r.resp);
     fy_open_opts o = {0};
+    int damaged = rp_check_pages(cfg->journal_dir);
+    if (damaged) {
+        rp_batch_free(&r.batch);
+        rp_response_free(&r.resp);
+        return damaged;
+    }
     ferry_err e = fy_journal_open(&r.j, cfg->journal_dir, &o);
+    if (e == FERRY_ECORRUPT) {
+        rp_report_damage(cfg->journal_dir, ferry_last_error());
+        rp_batch_free(&r.batch);
+        rp_response_free(&r.resp);
+        return EX_DATAERR;
+    }
     if (e) {
         logf_("%s", ferry_last_error());
         rp_clock_free(r.batch.clock);

@@ -35,4 +35,9 @@ typedef struct rp_config {
 /* Runs until done (--once) or stopped (--follow); returns the exit code. */
 int rp_run(const rp_config *cfg);
 
+/* damage.c: 0 when the journal's pages are sound (or there is none yet),
+ * else EX_DATAERR after telling the user to run ferry-journal salvage. */
+int rp_check_pages(const char *dir);
+void rp_report_damage(const char *dir, const char *what);
+
 #endif

@@ -108,6 +108,12 @@ void rp_classify(const rp_response *r, size_t n_events, rp_verdict *v)
     memset(v, 0, sizeof *v);
     v->n_events = n_events;
     v->wait_s = r->retry_after_s;
+    if (r->transport_error && r->tls_untrusted) {
+        v->kind = RP_CONFIG;
+        snprintf(v->message, sizeof v->message, "TLS: %.180s (the endpoint's certificate is not trusted: give its "
+                 "CA with --cacert FILE, check the host name and the clock)", r->error);
+        return;
+    }
     if (r->transport_error) {
         v->kind = RP_RETRY;
         snprintf(v->message, sizeof v->message, "no answer: %s", r->error);

@@ -24,6 +24,7 @@ typedef struct rp_http rp_http;
 typedef struct rp_response {
     long status;           /* HTTP status; 0 when no response arrived */
     int transport_error;   /* nonzero: timeout, refused, reset, TLS, ... */
+    int tls_untrusted;     /* the endpoint's certificate failed verification (or the CA file) */
     int sent;              /* some of the request went out: the events may have arrived */
     char error[256];       /* libcurl's message for a transport error */
     long retry_after_s;    /* Retry-After, clamped to an hour; 0 if absent */

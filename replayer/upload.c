@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <zlib.h>
 
@@ -62,8 +63,26 @@ static int on_progress(void *ud, curl_off_t dlt, curl_off_t dln, curl_off_t ult,
     return rp_stop ? 1 : 0;
 }
 
+/* Plain HTTP beyond this machine carries the API key (in the body, as
+ * Amplitude wants it) and the events in clear: allowed (a local proxy or
+ * test sink), but said loudly. */
+static void warn_cleartext(const char *url)
+{
+    if (strncasecmp(url, "http://", 7) != 0)
+        return;
+    const char *h = url + 7;
+    size_t n = strcspn(h, "/?#");
+    if ((n >= 4 && !strncmp(h, "127.", 4)) || (n >= 9 && !strncasecmp(h, "localhost", 9) &&
+                                                (n == 9 || h[9] == ':')) ||
+        (n >= 5 && !strncmp(h, "[::1]", 5)))
+        return;
+    fprintf(stderr, "ferry-replay: WARNING: %.*s is plain HTTP: the API key and the events cross the network "
+            "unencrypted; use https://\n", (int)(n + 7 < 200 ? n + 7 : 200), url);
+}
+
 rp_http *rp_http_new(const char *url, double timeout_s, const char *ca_file)
 {
+    warn_cleartext(url);
     rp_http *h = calloc(1, sizeof *h);
     if (!h)
         return NULL;
@@ -160,6 +179,7 @@ void rp_http_post(rp_http *h, const char *body, size_t len, int gzip, rp_respons
     fy_buf_reset(&r->body);
     r->status = 0;
     r->transport_error = 0;
+    r->tls_untrusted = 0;
     r->sent = 0;
     r->error[0] = '\0';
     r->retry_after_s = 0;
@@ -182,6 +202,11 @@ void rp_http_post(rp_http *h, const char *body, size_t len, int gzip, rp_respons
     r->sent = request_bytes > 0;
     if (rc != CURLE_OK) {
         r->transport_error = 1;
+        /* Verification failures are configuration, not weather: retrying
+         * cannot help, and verification is never turned off. */
+        r->tls_untrusted = rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
+                           rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_SSL_ISSUER_ERROR ||
+                           rc == CURLE_SSL_PINNEDPUBKEYNOTMATCH;
         r->status = 0; /* a partial answer is no answer */
         snprintf(r->error, sizeof r->error, "%s", h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
         return;

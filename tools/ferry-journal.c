@@ -65,6 +65,13 @@ static void usage(FILE *f)
 "  verify [--json] [CAPTURE | DIR]\n"
 "                  check a journal (records, sequence numbers, cursors, meta) or\n"
 "                  a capture (digests, hash chain): each problem with its place\n"
+"  salvage [--out DIR] [--force] [--dry-run] [--quiet] [--json]\n"
+"                  rebuild a journal with damaged pages: every readable event\n"
+"                  (same seq and insert_id), cursor and dead letter goes into a\n"
+"                  new journal; the damaged one is kept as DIR.damaged-<time>;\n"
+"                  lost events are counted in stat's quarantined. Stop\n"
+"                  ferry-record and ferry-replay first (exit 75 while in use);\n"
+"                  without damage it changes nothing (--force rebuilds anyway)\n"
 "  import CAPTURE [-j DIR] [--max-size SIZE] [--progress] [--json]\n"
 "                  load a capture (checked first; all or nothing) keeping order,\n"
 "                  insert_ids, times and delivery state; again adds nothing\n"
@@ -76,6 +83,8 @@ static void usage(FILE *f)
 "                  sequence numbers are never reused\n"
 "  dead [--json]   events a destination rejected for good, with status and reason\n"
 "                  (--json: one object per line, with the event)\n"
+);
+    fprintf(f,
 "  requeue [--sink NAME] (SEQ... | --all)\n"
 "                  put dead events back in line: appended again under new sequence\n"
 "                  numbers, with their original insert_id\n"
@@ -96,8 +105,8 @@ static void usage(FILE *f)
 "Exit codes: 0 ok, 64 usage, 65 a record could not be decoded (dump goes on) or\n"
 "the journal's format is newer than this program,\n"
 "66 no journal there, 73 the output exists (export, copy), 74 I/O error or corrupt\n"
-"journal, 75 the journal is too small (import), 78 a bad configuration file;\n"
-"verify: 65 problems found.\n");
+"journal, 75 the journal is too small (import) or in use (salvage), 78 a bad\n"
+"configuration file; verify: 65 problems found (damaged pages: run salvage).\n");
 }
 
 static int fail(ferry_err e)
@@ -128,6 +137,7 @@ typedef struct dead_reason {
 typedef struct stats {
     uint64_t recorded, stored, pending, delivered, dead, evicted, pruned;
     uint64_t props_dropped, values_redacted; /* by the record-time policy */
+    uint64_t quarantined; /* events lost to damaged pages (salvage) */
     uint64_t live_bytes, disk_bytes, file_bytes, created_ms;
     uint64_t oldest_seq;
     int64_t oldest_recorded_ms, oldest_time_ms;
@@ -279,6 +289,7 @@ static ferry_err gather(fy_journal *j, stats *s)
         (e = fy_meta_get_u64(j, txn, "pruned", &s->pruned)) ||
         (e = fy_meta_get_u64(j, txn, FY_META_PROPS_DROPPED, &s->props_dropped)) ||
         (e = fy_meta_get_u64(j, txn, FY_META_VALUES_REDACTED, &s->values_redacted)) ||
+        (e = fy_meta_get_u64(j, txn, "quarantined", &s->quarantined)) ||
         (e = fy_meta_get_u64(j, txn, "created_ms", &s->created_ms)) ||
         (e = fy_live_bytes(j, txn, &s->live_bytes)) || (e = load_dests(j, txn, s)) ||
         (e = count_pending(j, txn, s)))
@@ -327,6 +338,7 @@ static void print_stat_json(const fy_journal *j, const stats *s)
                       s->oldest_seq, s->oldest_recorded_ms, s->oldest_time_ms, s->now_ms - s->oldest_recorded_ms);
     else
         fy_buf_puts(&b, ",\"oldest_pending\":null");
+    fy_buf_printf(&b, ",\"quarantined\":%" PRIu64, s->quarantined);
     fy_buf_puts(&b, ",\"destinations\":[");
     for (size_t i = 0; i < s->n_dests; i++) {
         const dest *x = &s->dests[i];
@@ -391,6 +403,7 @@ static void print_stat_text(const fy_journal *j, const stats *s)
     printf("props dropped  %" PRIu64 "   (properties removed by the privacy policy when recorded)\n",
            s->props_dropped);
     printf("values redacted %" PRIu64 "  (string values redacted by the privacy policy)\n", s->values_redacted);
+    printf("quarantined    %" PRIu64 "   (lost to damaged pages; see ferry-journal salvage)\n", s->quarantined);
     printf("bytes used     %s of %s usable (%.1f%%); bound %s, file %s\n", human(s->live_bytes, h1, sizeof h1),
            human(quota, h2, sizeof h2), 100.0 * (double)s->live_bytes / (double)quota,
            human(j->map_bytes, h3, sizeof h3), human(s->file_bytes, h4, sizeof h4));

@@ -13,6 +13,7 @@
 #include "fy_fail.h"
 #include "sink_json.h"
 #include "sink_table.h"
+#include "sink_tls.h"
 
 #define ZLIB_CONST
 #include <errno.h>
@@ -73,6 +74,7 @@ typedef struct config {
     long retry_after; /* -1: no header */
     unsigned eps_limit; /* 0: off */
     size_t max_events, max_body; /* max_body 0: per endpoint */
+    const char *tls_cert, *tls_key; /* HTTPS (sink_tls.c) when both are given */
 } config;
 
 static config cfg;
@@ -1410,6 +1412,8 @@ static void usage(FILE *f)
 "                             before (a torn last line is cut off first).\n"
 "      --api-key KEY          accept only this api_key (default: any non-empty)\n"
 "      --api-key-file FILE    the same, from the first line of FILE\n"
+"      --tls-cert FILE        serve HTTPS with this PEM certificate (chain)\n"
+"      --tls-key FILE         and this PEM private key (both, or neither)\n"
 "      --max-events N         events per request before 413 (default %d)\n"
 "      --max-body SIZE        body limit for both endpoints, after gzip\n"
 "                             decoding (default 1000000 bytes for /2/httpapi,\n"
@@ -1502,7 +1506,7 @@ static void usage(FILE *f)
 
 enum { OPT_PORT_FILE = 256, OPT_API_KEY, OPT_API_KEY_FILE, OPT_SEED, OPT_FAIL, OPT_FAIL_AFTER, OPT_DROP_BEFORE,
        OPT_DROP_AFTER, OPT_SLOW, OPT_THROTTLE, OPT_EPS_LIMIT, OPT_RETRY_AFTER, OPT_GZIP_UNSUPPORTED,
-       OPT_MAX_EVENTS, OPT_MAX_BODY };
+       OPT_MAX_EVENTS, OPT_MAX_BODY, OPT_TLS_CERT, OPT_TLS_KEY };
 
 static int parse_args(int argc, char **argv)
 {
@@ -1525,6 +1529,8 @@ static int parse_args(int argc, char **argv)
         {"seed", required_argument, NULL, OPT_SEED},
         {"slow", required_argument, NULL, OPT_SLOW},
         {"throttle", required_argument, NULL, OPT_THROTTLE},
+        {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+        {"tls-key", required_argument, NULL, OPT_TLS_KEY},
         {"verbose", no_argument, NULL, 'v'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -1541,6 +1547,8 @@ static int parse_args(int argc, char **argv)
         case 'o': cfg.out = optarg; break;
         case 'v': cfg.verbose = 1; break;
         case OPT_PORT_FILE: cfg.port_file = optarg; break;
+        case OPT_TLS_CERT: cfg.tls_cert = optarg; break;
+        case OPT_TLS_KEY: cfg.tls_key = optarg; break;
         case OPT_API_KEY:
             if (!*optarg)
                 return usage_error("%s", "--api-key: the key must not be empty");
@@ -1606,6 +1614,8 @@ static int parse_args(int argc, char **argv)
         return usage_error("unexpected argument '%s'", argv[optind]);
     if (!cfg.listen)
         return usage_error("%s", "--listen HOST:PORT is required");
+    if (!cfg.tls_cert != !cfg.tls_key)
+        return usage_error("%s", "--tls-cert and --tls-key go together");
     return EX_OK;
 }
 
@@ -1654,6 +1664,12 @@ int main(int argc, char **argv)
         S.out_size = st.st_size;
     }
 
+    struct MHD_OptionItem tls[3];
+    if (cfg.tls_cert && (status = sink_tls_load(cfg.tls_cert, cfg.tls_key, tls)) != 0)
+        return status;
+    if (!cfg.tls_cert)
+        tls[0].option = MHD_OPTION_END;
+
     int lfd = -1;
     unsigned port = 0;
     char bound[NI_MAXHOST + NI_MAXSERV + 4];
@@ -1669,11 +1685,11 @@ int main(int argc, char **argv)
 
     struct MHD_Daemon *d = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | MHD_USE_ITC |
-            MHD_USE_ERROR_LOG,
+            MHD_USE_ERROR_LOG | (cfg.tls_cert ? MHD_USE_TLS : 0),
         0, NULL, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, lfd,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT, CONN_TIMEOUT_S,
         MHD_OPTION_CONNECTION_LIMIT, CONN_LIMIT, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
-        MHD_OPTION_END);
+        MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, PROG ": cannot start the HTTP server on %s\n", bound);
         close(lfd);
@@ -1697,6 +1713,8 @@ int main(int argc, char **argv)
     pthread_mutex_unlock(&STOP.lock);
     MHD_stop_daemon(d);
     close(lfd);
+    if (cfg.tls_cert)
+        sink_tls_free(tls);
     if (S.out_fd >= 0 && close(S.out_fd) != 0) {
         fprintf(stderr, PROG ": --out %s: %s\n", cfg.out, strerror(errno));
         return EX_IOERR;

@@ -26,6 +26,7 @@ int fj_cmd_purge(fy_journal *j, int argc, char **argv);
  * -j/$FERRY_JOURNAL/default names, NULL if none; they also take -j DIR. */
 int fj_cmd_verify(const char *dir, int argc, char **argv);
 int fj_cmd_import(const char *dir, int argc, char **argv);
+int fj_cmd_salvage(const char *dir, int argc, char **argv); /* salvage.c */
 typedef int fj_dir_command(const char *dir, int argc, char **argv);
 /* fj_cmd_verify or fj_cmd_import for their names, else NULL. */
 fj_dir_command *fj_find_dir_command(const char *name);

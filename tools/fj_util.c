@@ -26,6 +26,8 @@ fj_dir_command *fj_find_dir_command(const char *name)
         return fj_cmd_verify;
     if (!strcmp(name, "import"))
         return fj_cmd_import;
+    if (!strcmp(name, "salvage"))
+        return fj_cmd_salvage;
     return NULL;
 }
 

@@ -1,0 +1,152 @@
+"""Damaged journals (issue #8): bytes flipped in each kind of LMDB page of a
+real journal (meta, main, events branch/leaf, overflow, cursors, free, the
+newest leaf), then verify (exit 65, never a crash), ferry-replay (stops with
+exit 65 naming salvage, never a crash or a hang), salvage (quarantines the
+damaged journal, counts what was lost) and a replay to ferry-sink: every
+event that did not live on the damaged page arrives exactly once, and the
+lost ones are exactly counted (stat "quarantined"). Also: salvage refuses a
+journal that is open elsewhere, leaves a sound one alone, and --out keeps
+the original in place. FERRY_TEST_SEED fixes the seed."""
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import corruptlib as cl  # noqa: E402
+
+BINS = cl.Bins.from_env()
+
+
+class CorruptTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="ferry-corrupt-test-")
+        self.seed = int(os.environ.get("FERRY_TEST_SEED", random.randrange(1 << 30)))
+        print("seed %d" % self.seed, file=sys.stderr)
+        self.log = []
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def case(self, kind, how, n):
+        wd = os.path.join(self.tmp, "%s-%s" % (kind, how))
+        try:
+            r = cl.one_case(BINS, wd, self.seed + n, kind, how, self.log.append)
+        except AssertionError:
+            print("\n".join(self.log[-40:]), file=sys.stderr)
+            raise
+        for line in self.log:
+            self.assertNotIn("Sanitizer", line)
+        self.log = []
+        shutil.rmtree(wd, ignore_errors=True)
+        return r
+
+    def test_every_kind_of_page(self):
+        n = 0
+        for kind in cl.KINDS:
+            for how in ("header", "body", "zero"):
+                with self.subTest(kind=kind, how=how):
+                    r = self.case(kind, how, n)
+                    n += 1
+                    if r["skipped"]:
+                        continue
+                    self.assertEqual(r["beyond"], 0)
+                    self.assertEqual(r["duplicates"], 0)
+                    self.assertEqual(r["delivered"] + r["lost"], r["pending"])
+                    if kind in ("events-leaf", "overflow", "tail") and how != "body":
+                        self.assertEqual(r["verify"], 65)
+                        self.assertEqual(r["replay_before"], 65)
+                    if kind in ("events-branch", "main") and how != "body":
+                        self.assertEqual(r["lost"], 0, "a branch page holds no events: all recovered")
+
+    def journal(self, name="j", n=50):
+        j = os.path.join(self.tmp, name)
+        evs = "".join(json.dumps({"event_type": "e", "device_id": "device-%04d" % i, "time": 1700000000000 + i})
+                      + "\n" for i in range(n))
+        subprocess.run([BINS.record, "-j", j, "--jsonl", "-"], input=evs.encode(), check=True, capture_output=True)
+        return j
+
+    def test_sound_journal_is_left_alone(self):
+        j = self.journal()
+        before = open(os.path.join(j, "data.mdb"), "rb").read()
+        p = subprocess.run([BINS.journal, "-j", j, "salvage", "--json"], capture_output=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertFalse(json.loads(p.stdout)["rebuilt"])
+        self.assertEqual(open(os.path.join(j, "data.mdb"), "rb").read(), before)
+        self.assertEqual(sorted(os.listdir(self.tmp)), ["j"])
+
+    def test_out_keeps_the_original(self):
+        j = self.journal()
+        out = os.path.join(self.tmp, "rebuilt")
+        p = subprocess.run([BINS.journal, "-j", j, "salvage", "--force", "--out", out, "--json"], capture_output=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        r = json.loads(p.stdout)
+        self.assertEqual((r["salvaged"], r["lost"], r["quarantine"]), (50, 0, None))
+        dump = lambda d: subprocess.run([BINS.journal, "-j", d, "dump"], capture_output=True, check=True).stdout
+        self.assertEqual(dump(j), dump(out))
+        st = json.loads(subprocess.run([BINS.journal, "-j", out, "stat", "--json"], capture_output=True).stdout)
+        st0 = json.loads(subprocess.run([BINS.journal, "-j", j, "stat", "--json"], capture_output=True).stdout)
+        self.assertEqual(st["journal_id"], st0["journal_id"])
+        self.assertEqual(st["quarantined"], 0)
+        # the new journal has the original's modes (0700, files 0600)
+        mode = lambda p: os.stat(p).st_mode & 0o777
+        self.assertEqual(mode(out), 0o700)
+        self.assertEqual(mode(os.path.join(out, "data.mdb")), 0o600)
+        self.assertEqual(mode(os.path.join(out, "lock.mdb")), 0o600)
+        # an existing --out is refused
+        p = subprocess.run([BINS.journal, "-j", j, "salvage", "--force", "--out", out], capture_output=True)
+        self.assertEqual(p.returncode, 73)
+
+    def test_service_stops_on_damage(self):
+        """ferry-record --listen checks the pages before LMDB reads them:
+        exit 65 naming salvage, not an LMDB abort and a restart loop."""
+        j = self.journal(n=3000)
+        data = os.path.join(j, "data.mdb")
+        pm = cl.page_map(data)
+        pg = cl.pick_target(pm, "tail", random.Random(self.seed))
+        cl.damage(data, pm, pg, random.Random(self.seed), "zero")
+        p = subprocess.run([BINS.record, "-j", j, "--listen", os.path.join(self.tmp, "s.sock")], capture_output=True,
+                           timeout=300)
+        self.assertEqual(p.returncode, 65, p.stderr)
+        self.assertIn(b"salvage", p.stderr)
+        self.assertNotIn(b"Sanitizer", p.stderr)
+        p = subprocess.run([BINS.journal, "-j", j, "salvage", "--json"], capture_output=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        r = json.loads(p.stdout)
+        self.assertTrue(r["lost_exact"])
+        self.assertEqual(r["salvaged"] + r["lost"], 3000)
+        self.assertGreater(r["lost"], 0)
+        # recording goes on in the salvaged journal, numbers not reused
+        subprocess.run([BINS.record, "-j", j, "-t", "after", "-d", "device-after"], check=True, capture_output=True)
+        st = json.loads(subprocess.run([BINS.journal, "-j", j, "stat", "--json"], capture_output=True).stdout)
+        self.assertGreater(st["recorded"], 3000)
+        self.assertEqual(st["quarantined"], r["lost"])
+
+    def test_refused_while_open(self):
+        j = self.journal()
+        sock = os.path.join(self.tmp, "rec.sock")
+        svc = subprocess.Popen([BINS.record, "-j", j, "--listen", sock], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(3000):
+                if os.path.exists(sock):
+                    break
+                self.assertIsNone(svc.poll())
+                import time
+                time.sleep(0.01)
+            p = subprocess.run([BINS.journal, "-j", j, "salvage", "--force"], capture_output=True)
+            self.assertEqual(p.returncode, 75, p.stderr)
+            self.assertIn(b"open in another process", p.stderr)
+            self.assertEqual(sorted(x for x in os.listdir(self.tmp) if x.startswith("j")), ["j"])
+        finally:
+            svc.terminate()
+            svc.wait(timeout=60)
+            svc.stdout.close()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

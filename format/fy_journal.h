@@ -110,6 +110,9 @@ typedef struct fy_cursor {
 
 ferry_err fy_cursor_get(fy_journal *j, MDB_txn *txn, const char *sink, fy_cursor *c, int *found);
 ferry_err fy_cursor_put(fy_journal *j, MDB_txn *txn, const char *sink, const fy_cursor *c);
+/* Decodes a cursor row's value (FERRY_ECORRUPT naming journal `path` and the
+ * sink when it is not one); fy_cursor_free it after success. */
+ferry_err fy_cursor_decode(const char *path, const char *sink, const void *data, size_t len, fy_cursor *c);
 void fy_cursor_free(fy_cursor *c);
 /* The lowest watermark over all destinations: events at or below it are
  * delivered everywhere. 0 when no destination is registered. */

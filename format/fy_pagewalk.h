@@ -32,7 +32,7 @@ typedef struct pw_range {
     int has_hi;
 } pw_range;
 
-enum { PW_META, PW_EVENTS, PW_CURSORS, PW_DEAD, PW_IMPORTED, PW_NDB };
+enum { PW_META, PW_EVENTS, PW_CURSORS, PW_DEAD, PW_IMPORTED, PW_GAPS, PW_NDB };
 
 typedef struct pw_db {
     int found;          /* the main database names it */

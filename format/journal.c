@@ -282,16 +282,25 @@ ferry_err fy_cursor_get(fy_journal *j, MDB_txn *txn, const char *sink, fy_cursor
         return FERRY_OK;
     if (rc)
         return fy_fail_lmdb(rc, "journal %s: reading cursor %s", j->path, sink);
-    ferry_err e = fy_msgpack_check(d.mv_data, d.mv_size);
+    ferry_err e = fy_cursor_decode(j->path, sink, d.mv_data, d.mv_size, c);
+    if (!e)
+        *found = 1;
+    return e;
+}
+
+ferry_err fy_cursor_decode(const char *path, const char *sink, const void *data, size_t len, fy_cursor *c)
+{
+    memset(c, 0, sizeof *c);
+    ferry_err e = fy_msgpack_check(data, len);
     if (e)
-        return fy_fail_prefix(FERRY_ECORRUPT, "journal %s: cursor %s", j->path, sink);
+        return fy_fail_prefix(FERRY_ECORRUPT, "journal %s: cursor %s", path, sink);
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
     size_t off = 0;
-    if (msgpack_unpack_next(&up, d.mv_data, d.mv_size, &off) != MSGPACK_UNPACK_SUCCESS ||
+    if (msgpack_unpack_next(&up, data, len, &off) != MSGPACK_UNPACK_SUCCESS ||
         up.data.type != MSGPACK_OBJECT_MAP) {
         msgpack_unpacked_destroy(&up);
-        return fy_fail(FERRY_ECORRUPT, "journal %s: cursor %s is not a map", j->path, sink);
+        return fy_fail(FERRY_ECORRUPT, "journal %s: cursor %s is not a map", path, sink);
     }
     const msgpack_object *m = &up.data, *v;
     int bad = 0;
@@ -320,9 +329,8 @@ ferry_err fy_cursor_get(fy_journal *j, MDB_txn *txn, const char *sink, fy_cursor
     msgpack_unpacked_destroy(&up);
     if (bad) {
         fy_cursor_free(c);
-        return fy_fail(FERRY_ECORRUPT, "journal %s: cursor %s has a field of the wrong type", j->path, sink);
+        return fy_fail(FERRY_ECORRUPT, "journal %s: cursor %s has a field of the wrong type", path, sink);
     }
-    *found = 1;
     return FERRY_OK;
 }
 

@@ -344,7 +344,7 @@ static int walk(walker *w, uint64_t pgno, int depth, int want_depth, const unsig
             continue; /* ferry uses no DUPSORT database */
         if (is_main) {
             /* The main database names the others: {name -> MDB_db}. */
-            static const char *const names[PW_NDB] = {"meta", "events", "cursors", "dead", "imported"};
+            static const char *const names[PW_NDB] = {"meta", "events", "cursors", "dead", "imported", "gaps"};
             size_t ds = (size_t)u16(node) | (size_t)u16(node + 2) << 16;
             for (int d = 0; d < PW_NDB; d++) {
                 if (!(nf & F_SUBDATA) || ds != DBSZ || ks != strlen(names[d]) || memcmp(node + NODESZ, names[d], ks))

@@ -19,6 +19,7 @@
 #include "fj.h"
 #include "fy_cli.h"
 #include "fy_fail.h"
+#include "fy_gaps.h"
 #include "fy_pagewalk.h"
 
 #include <errno.h>
@@ -130,6 +131,7 @@ typedef struct counts {
     uint64_t stored_before; /* LMDB's own count of events (0 if unknown) */
     int stored_known;
     uint64_t salvaged, recovered, bad_records, lost, dead, dead_bad, cursors, imported, floor;
+    uint64_t gaps, gaps_bad; /* eviction gap rows kept, dropped as undecodable */
 } counts;
 
 static ferry_err put_raw(fy_journal *j, MDB_txn *txn, MDB_dbi dbi, const pw_entry *e, unsigned flags, const char *what)
@@ -316,6 +318,23 @@ static ferry_err rebuild(const char *tmp, const pw_result *r, counts *c)
             if (imp->e[i].kn == 24 && imp->e[i].vn == 8 && !(e = put_raw(&j, txn, dbi, &imp->e[i], 0, "imported")))
                 c->imported++;
     }
+    /* Eviction gaps not yet reported: copied as they are, kept only if they
+     * all decode (a damaged row could not be reported correctly anyway). */
+    const pw_db *gaps = &r->db[PW_GAPS];
+    for (size_t i = 0; i < gaps->n && !e && j.gaps; i++)
+        e = put_raw(&j, txn, j.gaps, &gaps->e[i], 0, "a gap");
+    if (!e && gaps->n && j.gaps) {
+        fy_gap *g;
+        size_t n_rows;
+        if (fy_gaps_list(&j, txn, NULL, &g, &n_rows) == FERRY_OK) {
+            c->gaps = n_rows;
+            fy_gaps_free(g, n_rows);
+        } else {
+            uint64_t cleared;
+            c->gaps_bad = gaps->n;
+            e = fy_gaps_clear(&j, txn, &cleared);
+        }
+    }
 
     /* What was lost: LMDB's own count of stored events, when readable, less
      * what came through; else the gaps in the sequence above what was
@@ -435,6 +454,16 @@ int fj_cmd_salvage(const char *dir, int argc, char **argv)
     int lost_any = 0;
     for (int d = 0; d < PW_NDB; d++)
         lost_any |= r.db[d].n_lost || r.db[d].lost_values;
+    /* So do cursor rows that do not decode (a flipped byte inside a value
+     * leaves the page sound): the rebuild drops them, or takes a stale copy. */
+    for (size_t i = 0; i < r.db[PW_CURSORS].n; i++) {
+        const pw_entry *x = &r.db[PW_CURSORS].e[i];
+        fy_cursor cur;
+        if (fy_cursor_decode(jdir, "?", x->v, x->vn, &cur) == FERRY_OK)
+            fy_cursor_free(&cur);
+        else
+            bad_records++;
+    }
     int damaged = r.damaged_pages || lost_any || bad_records || !r.db[PW_META].found || !r.db[PW_EVENTS].found;
     counts c = {0};
     char tmp[4300] = "", quarantine[4300] = "";
@@ -504,9 +533,10 @@ int fj_cmd_salvage(const char *dir, int argc, char **argv)
         if (rebuilt) {
             fy_buf_printf(&b, ",\"salvaged\":%" PRIu64 ",\"recovered_unreachable\":%" PRIu64 ",\"lost\":%" PRIu64
                               ",\"lost_exact\":%s,\"stored_before\":%" PRIu64 ",\"dead\":%" PRIu64
-                              ",\"dead_lost\":%" PRIu64 ",\"cursors\":%" PRIu64 ",\"seq_floor\":%" PRIu64 ",\"out\":",
+                              ",\"dead_lost\":%" PRIu64 ",\"cursors\":%" PRIu64 ",\"gaps\":%" PRIu64
+                              ",\"gaps_lost\":%" PRIu64 ",\"seq_floor\":%" PRIu64 ",\"out\":",
                           c.salvaged, c.recovered, c.lost, c.stored_known ? "true" : "false", c.stored_before, c.dead,
-                          c.dead_bad, c.cursors, c.floor);
+                          c.dead_bad, c.cursors, c.gaps, c.gaps_bad, c.floor);
             const char *o = out ? out : jdir;
             fy_json_emit_string(&b, o, strlen(o));
             fy_buf_puts(&b, ",\"quarantine\":");
@@ -525,6 +555,9 @@ int fj_cmd_salvage(const char *dir, int argc, char **argv)
         printf("%s: lost %" PRIu64 " event(s)%s (%" PRIu64 " damaged page(s), %" PRIu64
                " bad record(s)), counted in meta \"quarantined\"; sequence numbers continue at %" PRIu64 "\n",
                jdir, c.lost, c.stored_known ? "" : " (estimated from gaps)", r.damaged_pages, bad_records, c.floor);
+        if (c.gaps || c.gaps_bad)
+            printf("%s: %" PRIu64 " unreported eviction gap(s) kept, %" PRIu64 " dropped as unreadable\n", jdir,
+                   c.gaps, c.gaps_bad);
         if (quarantine[0])
             printf("%s: the damaged journal is kept at %s\n", jdir, quarantine);
     }

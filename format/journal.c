@@ -117,6 +117,8 @@ void fy_journal_release_pages(fy_journal *j)
 ferry_err fy_txn_commit(fy_journal *j, MDB_txn *txn, const char *what)
 {
     int rc = mdb_txn_commit(txn);
+    if (rc > 0) /* errno: the write, the fdatasync or the meta write failed */
+        j->commit_io_failed = 1;
     if (rc)
         return fy_fail_lmdb(rc, "journal %s: committing %s", j->path, what);
     return FERRY_OK;
@@ -697,6 +699,8 @@ static ferry_err append_once(fy_journal *j, const fy_rec_ref *recs, size_t n, in
         goto fail;
     }
     rc = mdb_txn_commit(txn);
+    if (rc > 0)
+        j->commit_io_failed = 1; /* see fy_txn_commit */
     if (rc) {
         *map_full = rc == MDB_MAP_FULL;
         return fy_fail_lmdb(rc, "journal %s: committing %zu events", j->path, n);

@@ -188,11 +188,11 @@ class Shim:
 class Group:
     """Workload processes started under one shim; stop() kills them all."""
 
-    def __init__(self, shim):
-        self.shim, self.procs = shim, []
+    def __init__(self, shim, env=None):
+        self.shim, self.procs, self.base_env = shim, [], env
 
     def start(self, args, **kw):
-        kw.setdefault("env", self.shim.env())
+        kw.setdefault("env", self.shim.env(self.base_env))
         kw.setdefault("stdout", subprocess.PIPE)
         kw.setdefault("stderr", subprocess.PIPE)
         p = subprocess.Popen(args, **kw)

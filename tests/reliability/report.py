@@ -106,9 +106,10 @@ def write_md(path, results, m, cmd, seed, runs, quick, total_secs):
         lines.append("- `%s`: %s" % (r["scenario"], r["notes"].replace("|", "/")))
     lines += ["", "Machine: `%s`; CPU: %s; %s cores; file system of the work directory: %s; LMDB %s." % (
         m["uname"], m["cpu"], m["cores"], m["fs"], lmdb_version()),
-        "Run on %s UTC, %s, %d runs per scenario, seed %d, %.0f s in total." % (
-            datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M"), "quick mode" if quick else "default size",
-            runs, seed, total_secs), "",
+        "Run on %s UTC, %d runs per scenario (%s; the default is %d), seed %d, %.0f s in total." % (
+            datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M"), runs,
+            "quick mode" if quick else "default size" if runs == DEFAULT_RUNS else "a moderate run",
+            DEFAULT_RUNS, seed, total_secs), "",
         "Rerun one scenario with its seed: `tests/reliability/scenarios/NAME --build build --seed SEED "
         "--runs N --workdir /tmp/x` (the same seed gives the same cut points and disk states; the "
         "workload's own timing may differ on a loaded machine).", "",

@@ -170,6 +170,8 @@ class Shim:
             elif typ == R_RSYNCFAIL:
                 stuck.update(s for s in pages(off, ln) if s in pend)
         restored = 0
+        if not os.path.exists(self.file):  # cut before the file was created
+            return {"pending_sectors": 0, "restored": 0, "truncated": False, "writes": writes}
         with open(self.file, "r+b") as f:
             for s in sorted(pend):
                 for a, part in reversed(pend[s]):

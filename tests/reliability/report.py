@@ -27,7 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 SCEN = os.path.join(HERE, "scenarios")
 DEFAULT_SEED = 20261129
-DEFAULT_RUNS = 500
+DEFAULT_RUNS = 250
 QUICK_RUNS = 12
 KEYS = ("scenario", "runs", "faults", "acked", "lost", "duplicated", "seed", "notes", "ok")
 

@@ -222,13 +222,22 @@ def run_cut_aware(group, args, stdin_data=None, timeout=300):
         group.kill_all()
         out, err = p.communicate()
         return None, out, err
+    check_sanitizer(args, err)
     if group.shim.is_cut():
         return None, out, err
     return p.returncode, out, err
 
 
+def check_sanitizer(args, err):
+    """A sanitizer report in a workload's stderr ends the scenario (not ok)."""
+    if err and (b"Sanitizer" in err or b"runtime error:" in err):
+        sys.stderr.write(err.decode(errors="replace")[-4000:])
+        raise SystemExit("sanitizer report from %s" % args[0])
+
+
 def run(args, check=True, **kw):
     p = subprocess.run(args, capture_output=True, **kw)
+    check_sanitizer(args, p.stderr)
     if check and p.returncode != 0:
         raise RuntimeError("%s exited %d: %s" % (" ".join(args), p.returncode, p.stderr.decode(errors="replace")))
     return p

@@ -235,6 +235,14 @@ def check_sanitizer(args, err):
         raise SystemExit("sanitizer report from %s" % args[0])
 
 
+def choose_cut(rng, syncs, writes):
+    """A cut point over what an uncut run did: at a sync (70 %) or right
+    after a write (between syncs, so that a write can be torn)."""
+    if rng.random() < 0.7 or not writes:
+        return "sync:%d" % rng.randint(1, max(1, syncs))
+    return "write:%d" % rng.randint(1, writes)
+
+
 def run(args, check=True, **kw):
     p = subprocess.run(args, capture_output=True, **kw)
     check_sanitizer(args, p.stderr)
@@ -275,6 +283,25 @@ def result(name, runs, faults, acked, lost, duplicated, seed, notes, ok):
     print(json.dumps({"scenario": name, "runs": runs, "faults": faults, "acked": acked, "lost": lost,
                       "duplicated": duplicated, "seed": seed, "notes": notes, "ok": bool(ok)}), flush=True)
     return 0 if ok else 1
+
+
+def connect_unix(path, proc=None, tries=3000):
+    """A connected socket to a service that may not be listening yet (bind
+    creates the file before listen). Raises OSError once the service is gone
+    or after the bounded wait."""
+    import socket
+    for _ in range(tries):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(60)
+        try:
+            s.connect(path)
+            return s
+        except (ConnectionRefusedError, FileNotFoundError):
+            s.close()
+            if proc is not None and proc.poll() is not None:
+                raise
+            time.sleep(0.01)
+    raise OSError("cannot connect to %s" % path)
 
 
 def wait_until(pred, tries=3000, step=0.01):

@@ -304,6 +304,25 @@ def connect_unix(path, proc=None, tries=3000):
     raise OSError("cannot connect to %s" % path)
 
 
+def guard(name, main):
+    """Runs a scenario's main; an exception still gives the one JSON line
+    (not ok), as the contract asks."""
+    try:
+        return main()
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:  # noqa: BLE001 (SystemExit from a sanitizer report too)
+        import traceback
+        traceback.print_exc()
+        seed = 0
+        if "--seed" in sys.argv[:-1]:
+            try:
+                seed = int(sys.argv[sys.argv.index("--seed") + 1])
+            except ValueError:
+                pass
+        return result(name, 0, 0, 0, 0, 0, seed, "the scenario stopped: %s" % str(e)[:300], False)
+
+
 def wait_until(pred, tries=3000, step=0.01):
     for _ in range(tries):
         if pred():

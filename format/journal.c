@@ -528,12 +528,13 @@ static int set_aside_unfinished(const char *dir)
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
     int moved = 0;
     if (fcntl(lfd, F_SETLK, &fl) == 0) {
-        unsigned char buf[2 * 65536];
+        const size_t cap = 2 * 65536; /* both meta pages at the largest page size */
+        unsigned char *buf = malloc(cap);
         size_t have = 0;
-        int fd = open(data, O_RDONLY | O_CLOEXEC);
+        int fd = buf ? open(data, O_RDONLY | O_CLOEXEC) : -1;
         if (fd >= 0) {
             ssize_t r;
-            while (have < sizeof buf && (r = read(fd, buf + have, sizeof buf - have)) > 0)
+            while (have < cap && (r = read(fd, buf + have, cap - have)) > 0)
                 have += (size_t)r;
             close(fd);
             int committed = 0;
@@ -543,6 +544,7 @@ static int set_aside_unfinished(const char *dir)
             if (!committed && rename(data, aside) == 0)
                 moved = 1;
         }
+        free(buf);
     }
     close(lfd); /* releases the lock */
     return moved;

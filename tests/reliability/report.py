@@ -27,7 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 SCEN = os.path.join(HERE, "scenarios")
 DEFAULT_SEED = 20261129
-DEFAULT_RUNS = 250
+DEFAULT_RUNS = 500
 QUICK_RUNS = 12
 SELFTEST_RUNS = 20
 KEYS = ("scenario", "runs", "faults", "acked", "lost", "duplicated", "seed", "notes", "ok")
@@ -113,10 +113,11 @@ def write_md(path, results, m, cmd, seed, runs, quick, total_secs, selftest):
                                 ", ".join(n for n, c in selftest if not c))]
     lines += ["", "Machine: `%s`; CPU: %s; %s cores; file system of the work directory: %s; LMDB %s." % (
         m["uname"], m["cpu"], m["cores"], m["fs"], lmdb_version()),
-        "Run on %s UTC, %d runs per scenario (%s; the default is %d), seed %d, %.0f s in total." % (
+        "Run on %s UTC, %d runs per scenario (%s), seed %d, %.0f s in total." % (
             datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M"), runs,
-            "quick mode" if quick else "default size" if runs == DEFAULT_RUNS else "a moderate run",
-            DEFAULT_RUNS, seed, total_secs), "",
+            "the default" if runs == DEFAULT_RUNS else
+            ("quick mode" if quick else "a moderate run") + "; the default is %d" % DEFAULT_RUNS,
+            seed, total_secs), "",
         "Rerun one scenario with its seed: `tests/reliability/scenarios/NAME --build build --seed SEED "
         "--runs N --workdir /tmp/x` (the same seed gives the same cut points and disk states; the "
         "workload's own timing may differ on a loaded machine).", "",

@@ -119,8 +119,9 @@ def write_md(path, results, m, cmd, seed, runs, quick, total_secs, selftest):
             ("quick mode" if quick else "a moderate run") + "; the default is %d" % DEFAULT_RUNS,
             seed, total_secs), "",
         "Rerun one scenario with its seed: `tests/reliability/scenarios/NAME --build build --seed SEED "
-        "--runs N --workdir /tmp/x` (the same seed gives the same cut points and disk states; the "
-        "workload's own timing may differ on a loaded machine).", "",
+        "--runs N --workdir /tmp/x` (the same seed makes the same random choices: cut points, "
+        "sectors kept; where several processes run at once, their interleaving, and so what a cut "
+        "point hits, can differ between runs).", "",
         "What this does not cover: a disk that lies about flushes, a file system that loses a "
         "directory entry, bit rot, and sector sizes other than 512 bytes; writes through a writable "
         "map (ferry never uses MDB_WRITEMAP) are not modelled.", ""]

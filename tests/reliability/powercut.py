@@ -19,9 +19,9 @@ file into one disk state a real power cut could leave:
     them), until a new write dirties the page again;
   - a file that grew since its last sync may lose its new tail.
 
-Everything is seeded: a scenario prints its seed, and rerunning with it
-repeats the same cuts and the same disk states (the workload's own timing may
-still vary between runs on a loaded machine)."""
+Everything is seeded: a scenario prints its seed, and rerunning with it makes
+the same random choices (cut points, sectors kept); where several processes
+run at once their interleaving, and so what a cut point hits, can differ."""
 import glob
 import json
 import os

@@ -109,7 +109,8 @@ def write_md(path, results, m, cmd, seed, runs, quick, total_secs, selftest):
     lines += ["", "Self-test of the checkers (`FERRY_PC_IGNORE_SYNCS=1`: the disk model forgets every sync, "
               "so a cut may undo acknowledged commits; %d runs each): the damage was detected by %d of %d "
               "scenarios%s." % (SELFTEST_RUNS, len(caught), len(selftest),
-                                "" if len(caught) == len(selftest) else " (not by: %s)" %
+                                "" if len(caught) == len(selftest) else " (not by: %s; a scenario that "
+                                "does not use the shim's disk model is not affected)" %
                                 ", ".join(n for n, c in selftest if not c))]
     lines += ["", "Machine: `%s`; CPU: %s; %s cores; file system of the work directory: %s; LMDB %s." % (
         m["uname"], m["cpu"], m["cores"], m["fs"], lmdb_version()),

@@ -38,6 +38,8 @@ typedef struct fy_journal {
     uint32_t format_major, format_minor;
     int readonly;
     void *map_base;   /* where LMDB mapped data.mdb (found lazily; NULL: unknown) */
+    int commit_io_failed; /* a commit failed with an OS error (write, fdatasync, meta):
+                             what reached the disk is unknown ("fsyncgate") */
     size_t map_len;
 } fy_journal;
 
@@ -59,7 +61,8 @@ void fy_journal_release_pages(fy_journal *j);
 
 /* mdb_txn_begin that adopts a map grown by another process. */
 ferry_err fy_txn_begin(fy_journal *j, unsigned flags, MDB_txn **txn);
-/* Commits; on failure the transaction is already gone (never abort it). */
+/* Commits; on failure the transaction is already gone (never abort it). An
+ * OS error (positive errno from LMDB) also sets j->commit_io_failed. */
 ferry_err fy_txn_commit(fy_journal *j, MDB_txn *txn, const char *what);
 
 /* Big-endian 8-byte keys: byte order is numeric order, on every machine. */

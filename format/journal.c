@@ -7,6 +7,7 @@
 #include "fy_record.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +119,8 @@ void fy_journal_release_pages(fy_journal *j)
 ferry_err fy_txn_commit(fy_journal *j, MDB_txn *txn, const char *what)
 {
     int rc = mdb_txn_commit(txn);
+    if (rc > 0) /* errno: the write, the fdatasync or the meta write failed */
+        j->commit_io_failed = 1;
     if (rc)
         return fy_fail_lmdb(rc, "journal %s: committing %s", j->path, what);
     return FERRY_OK;
@@ -515,6 +518,63 @@ static ferry_err check_meta(fy_journal *j, MDB_txn *txn, int create)
     return FERRY_OK;
 }
 
+/* Whether a data.mdb holds a valid LMDB meta page with a committed
+ * transaction (txnid >= 1) at `off`. Layout of LMDB 0.9 (64-bit): a 16-byte
+ * page header, then mm_magic, mm_version, and mm_txnid at byte 144. */
+static int meta_committed(const unsigned char *p, size_t have, size_t off)
+{
+    if (off + 152 > have)
+        return 0;
+    uint32_t magic, version;
+    uint64_t txnid;
+    memcpy(&magic, p + off + 16, 4);
+    memcpy(&version, p + off + 20, 4);
+    memcpy(&txnid, p + off + 144, 8);
+    return magic == 0xBEEFC0DEu && version == 1 && txnid >= 1;
+}
+
+/* A power cut while LMDB creates data.mdb can leave a file LMDB refuses
+ * (MDB_INVALID): it writes both meta pages without a sync and makes them
+ * durable only with the first commit's fdatasync, so a cut before that
+ * leaves zeros or a torn header. Such a file never held a committed
+ * transaction, hence no event. When no meta page records a commit and no
+ * other process has the environment open (LMDB's own exclusive lock on
+ * lock.mdb), the file is moved aside to data.mdb.unfinished and the journal
+ * is created anew. Returns 1 when it moved the file. */
+static int set_aside_unfinished(const char *dir)
+{
+    char data[4200], lockp[4200], aside[4300];
+    snprintf(data, sizeof data, "%s/data.mdb", dir);
+    snprintf(lockp, sizeof lockp, "%s/lock.mdb", dir);
+    snprintf(aside, sizeof aside, "%s/data.mdb.unfinished", dir);
+    int lfd = open(lockp, O_RDWR | O_CLOEXEC);
+    if (lfd < 0)
+        return 0;
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+    int moved = 0;
+    if (fcntl(lfd, F_SETLK, &fl) == 0) {
+        const size_t cap = 2 * 65536; /* both meta pages at the largest page size */
+        unsigned char *buf = malloc(cap);
+        size_t have = 0;
+        int fd = buf ? open(data, O_RDONLY | O_CLOEXEC) : -1;
+        if (fd >= 0) {
+            ssize_t r;
+            while (have < cap && (r = read(fd, buf + have, cap - have)) > 0)
+                have += (size_t)r;
+            close(fd);
+            int committed = 0;
+            /* The second meta page follows the first, at LMDB's page size. */
+            for (size_t ps = 4096; ps <= 65536 && !committed; ps *= 2)
+                committed = meta_committed(buf, have, 0) || meta_committed(buf, have, ps);
+            if (!committed && rename(data, aside) == 0)
+                moved = 1;
+        }
+        free(buf);
+    }
+    close(lfd); /* releases the lock */
+    return moved;
+}
+
 ferry_err fy_journal_open(fy_journal *j, const char *dir, const fy_open_opts *o)
 {
     memset(j, 0, sizeof *j);
@@ -559,8 +619,22 @@ ferry_err fy_journal_open(fy_journal *j, const char *dir, const fy_open_opts *o)
      * library user may read from any thread. Never MDB_WRITEMAP (SIGBUS on a
      * full disk) and never MDB_NOSYNC (corruption on power loss). */
     unsigned flags = MDB_NOTLS | (o->readonly ? MDB_RDONLY : 0) | (o->relaxed ? MDB_NOMETASYNC : 0);
-    for (int tries = 0;; tries++) {
+    for (int tries = 0, set_aside = 0;; tries++) {
         rc = mdb_env_open(j->env, dir, flags, 0600);
+        if (rc == MDB_INVALID && o->create && !o->readonly && !set_aside && set_aside_unfinished(dir)) {
+            /* Creation was cut short: start again on a fresh environment. */
+            set_aside = 1;
+            mdb_env_close(j->env);
+            j->env = NULL;
+            rc = mdb_env_create(&j->env);
+            if (!rc)
+                rc = mdb_env_set_maxdbs(j->env, 8);
+            if (!rc)
+                rc = mdb_env_set_mapsize(j->env, (size_t)(o->max_bytes ? o->max_bytes : FY_DEFAULT_MAX_BYTES));
+            if (rc)
+                break;
+            continue;
+        }
         /* Opening races with another process opening or closing (lmdb.h). */
         if ((rc != EAGAIN && rc != EBUSY) || tries == 5)
             break;
@@ -729,6 +803,8 @@ static ferry_err append_once(fy_journal *j, const fy_rec_ref *recs, size_t n, in
         }
     }
     rc = mdb_txn_commit(txn);
+    if (rc > 0)
+        j->commit_io_failed = 1; /* see fy_txn_commit */
     if (rc) {
         *map_full = rc == MDB_MAP_FULL;
         return fy_fail_lmdb(rc, "journal %s: committing %zu events", j->path, n);

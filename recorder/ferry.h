@@ -11,7 +11,15 @@
  * Every function is thread-safe for distinct batches; one ferry_journal may be
  * shared by threads, and any number of processes may record into one journal.
  * Functions return FERRY_OK or an error code; ferry_last_error() then holds a
- * message naming the journal, field or limit involved. */
+ * message naming the journal, field or limit involved.
+ *
+ * Failure is sticky: once a commit failed with an I/O error (FERRY_EIO: a
+ * write, fdatasync or the meta-page write failed, a full disk included), the
+ * handle refuses every further record with FERRY_EFAILED until it is closed
+ * and opened again. After a failed fsync the kernel may have dropped the
+ * pages and marked them clean, so what reached the disk is unknown; reopening
+ * reads the journal's committed state back. Nothing acknowledged before the
+ * failure is affected (tests/reliability, docs/RELIABILITY.md). */
 #ifndef FERRY_H
 #define FERRY_H
 
@@ -114,7 +122,9 @@ typedef struct ferry_event {
 } ferry_event;
 
 /* Records one event. On FERRY_OK it is durable per the journal's durability
- * mode and *seq (if not NULL) holds its sequence number (0 when opted out). */
+ * mode and *seq (if not NULL) holds its sequence number (0 when opted out).
+ * Errors include FERRY_EIO (then the handle is failed, see above) and
+ * FERRY_EFAILED (a failed handle: ferry_close it and ferry_open again). */
 FERRY_API ferry_err ferry_record(ferry_journal *j, const ferry_event *ev, uint64_t *seq);
 
 /* Records one event given as a JSON object (Amplitude's event fields). */

@@ -9,6 +9,7 @@
 #include "fy_record.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -20,7 +21,8 @@ struct ferry_journal {
     fy_journal jr;
     int opt_out;
     int evict_oldest;
-    int failed; /* LMDB declared the environment unusable: reopen */
+    int failed; /* LMDB declared the environment unusable, or a commit failed
+                   with an I/O error: refuse records until reopened */
     fy_policy *policy; /* a reference; NULL: none */
 };
 
@@ -345,11 +347,22 @@ ferry_err ferry_record_batch(ferry_journal *j, ferry_batch *b, uint64_t *first_s
     }
     pthread_mutex_lock(&j->lock);
     if (j->failed)
-        e = fy_fail(FERRY_EFAILED, "journal %s failed earlier; close and reopen it", j->jr.path);
+        e = fy_fail(FERRY_EFAILED, "journal %s: an earlier write or sync failed, so what reached the disk is "
+                    "unknown; this handle refuses records until it is closed and opened again", j->jr.path);
     else
         e = fy_journal_append_meta(&j->jr, refs, b->n, j->evict_oldest, counts, ncounts, &seq);
-    if (e == FERRY_EFAILED)
+    /* After a failed write or fsync the kernel may have dropped the pages
+     * and marked them clean ("fsyncgate"): retrying on this handle could
+     * report success for data that never reaches the disk. Reopening
+     * re-reads the journal's committed state. */
+    if (e == FERRY_EFAILED || (e && j->jr.commit_io_failed)) {
+        if (!j->failed && e != FERRY_EFAILED) {
+            char msg[400];
+            snprintf(msg, sizeof msg, "%s", ferry_last_error());
+            fy_fail(e, "%s (this handle now refuses records until it is reopened)", msg);
+        }
         j->failed = 1;
+    }
     pthread_mutex_unlock(&j->lock);
     if (refs != stack_refs)
         free(refs);

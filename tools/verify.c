@@ -247,6 +247,20 @@ static uint64_t check_events(jv *v)
         if (fy_record_check(d.mv_data, d.mv_size))
             problem(v->rp, where, -1, "record invalid: %s", ferry_last_error());
     }
+    if (rc == MDB_NOTFOUND) {
+        /* The B-tree agrees with the scan: writers find the last event by
+         * descending to it (MDB_LAST) and LMDB keeps a count of entries; a
+         * damaged branch page can mislead either without the scan noticing. */
+        MDB_stat ms;
+        int lrc = mdb_cursor_get(cur, &k, &d, MDB_LAST);
+        if (lrc == 0 && (k.mv_size != 8 || fy_get_be64(k.mv_data) != prev))
+            problem(v->rp, "events", -1, "the last event found by the tree (key of %zu bytes) is not the last "
+                    "one scanned (seq %" PRIu64 ")", k.mv_size, prev);
+        else if (lrc && lrc != MDB_NOTFOUND)
+            lmdb_problem(v, "events", lrc);
+        if (mdb_stat(v->txn, v->j->events, &ms) == 0 && ms.ms_entries != n)
+            problem(v->rp, "events", -1, "LMDB counts %zu events, the scan found %" PRIu64, ms.ms_entries, n);
+    }
     mdb_cursor_close(cur);
     if (rc != MDB_NOTFOUND)
         lmdb_problem(v, "events", rc);

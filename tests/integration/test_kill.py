@@ -241,6 +241,37 @@ class Kill(FerryTestCase):
                          "a journal created over an empty data.mdb got a bound of %d bytes" % st["max_bytes"])
         self.assertEqual([r["event"]["event_type"] for r in self.dump(self.j)], ["after crash"])
 
+    def test_unfinished_creation_left_by_a_power_cut(self):
+        """LMDB writes both meta pages of a new data.mdb without a sync; a
+        power cut before the first commit's fdatasync can leave them zero or
+        torn, a file LMDB refuses (MDB_INVALID) although it never held an
+        event. The next recorder sets it aside (data.mdb.unfinished) and
+        creates the journal; found by tests/reliability."""
+        os.mkdir(self.j, 0o700)
+        with open(os.path.join(self.j, "data.mdb"), "wb") as f:
+            f.write(bytes(8192) + b"torn" * 1024)
+        with open(os.path.join(self.j, "lock.mdb"), "wb"):
+            pass
+        self.record_ok(self.j, "-t", "after cut", "-d", "d")
+        self.assertEqual([r["event"]["event_type"] for r in self.dump(self.j)], ["after cut"])
+        self.assertEqual(self.stat(self.j)["max_bytes"], DEFAULT_BOUND)
+        self.assertTrue(os.path.exists(os.path.join(self.j, "data.mdb.unfinished")))
+
+    def test_damaged_journal_with_commits_is_not_set_aside(self):
+        """A data.mdb whose meta page records a commit is a journal with
+        events: damaged, it is refused, never replaced."""
+        self.record_ok(self.j, "-t", "one", "-d", "d")
+        self.record_ok(self.j, "-t", "two", "-d", "d")
+        path = os.path.join(self.j, "data.mdb")
+        page = os.sysconf("SC_PAGESIZE")
+        with open(path, "r+b") as f:
+            f.seek(page)
+            f.write(bytes(page))  # the second meta page, zeroed
+        rc, _, err = self.record(self.j, "-t", "three", "-d", "d")
+        self.assertNotEqual(rc, 0)
+        self.assertIn(self.j, err)
+        self.assertFalse(os.path.exists(path + ".unfinished"))
+
 
 if __name__ == "__main__":
     main()

@@ -22,31 +22,6 @@
 #define RENAME_NOREPLACE (1u << 0)
 #endif
 
-static void fsync_path(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-}
-
-static void parent_of(const char *path, char *out, size_t n)
-{
-    snprintf(out, n, "%s", path);
-    char *slash = strrchr(out, '/');
-    while (slash && slash > out && slash[1] == '\0') { /* "dir/" */
-        *slash = '\0';
-        slash = strrchr(out, '/');
-    }
-    if (!slash)
-        snprintf(out, n, ".");
-    else if (slash == out)
-        out[1] = '\0';
-    else
-        *slash = '\0';
-}
-
 int fj_cmd_copy(fy_journal *j, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -81,7 +56,7 @@ int fj_cmd_copy(fy_journal *j, int argc, char **argv)
     while (dl > 1 && dest[dl - 1] == '/') /* "dir/" */
         dl--;
     snprintf(tmp, n, "%.*s.tmp-XXXXXX", (int)dl, dest);
-    parent_of(dest, parent, sizeof parent);
+    fj_parent_of(dest, parent, sizeof parent);
     ferry_err e = FERRY_OK;
     int fd = -1, made = 0;
     if (!mkdtemp(tmp)) { /* mode 0700 */
@@ -104,7 +79,7 @@ int fj_cmd_copy(fy_journal *j, int argc, char **argv)
     if (fd >= 0 && close(fd) != 0 && !e)
         e = fy_fail(FERRY_EIO, "closing %s: %s", file, strerror(errno));
     if (!e) {
-        fsync_path(tmp);
+        fj_fsync_dir(tmp);
         int rc = (int)syscall(SYS_renameat2, AT_FDCWD, tmp, AT_FDCWD, dest, RENAME_NOREPLACE);
         if (rc != 0 && (errno == ENOSYS || errno == EINVAL))
             rc = lstat(dest, &st) == 0 ? (errno = EEXIST, -1) : rename(tmp, dest);
@@ -112,7 +87,7 @@ int fj_cmd_copy(fy_journal *j, int argc, char **argv)
             e = fy_fail(errno == EEXIST || errno == ENOTEMPTY ? FERRY_EACCES : FERRY_EIO, "cannot put %s in place: %s",
                         dest, strerror(errno));
         else
-            fsync_path(parent);
+            fj_fsync_dir(parent);
     }
     if (e && made) {
         unlink(file);

@@ -67,6 +67,12 @@ typedef struct fj_out {
  * mode 0600; an existing path is refused unless force. */
 ferry_err fj_out_open(fj_out *o, const char *path, int force);
 ferry_err fj_out_write(void *o, const void *p, size_t n); /* an fy_cap_write_fn */
+/* fsync of a directory (after a rename in it); errors ignored: the data
+ * itself was synced before. */
+void fj_fsync_dir(const char *path);
+/* The directory holding path ("." for a bare name; trailing '/' ignored). */
+void fj_parent_of(const char *path, char *out, size_t n);
+
 /* Flushes, fsyncs, renames into place (never over an existing file unless
  * force), fsyncs the directory; hex gets the file's SHA-256. */
 ferry_err fj_out_commit(fj_out *o, int force, char hex[2 * FY_CAP_DIGEST + 1]);

@@ -144,22 +144,36 @@ ferry_err fj_out_write(void *arg, const void *p, size_t n)
     return e;
 }
 
-static void fsync_dir_of(const char *path)
+void fj_fsync_dir(const char *path)
 {
-    char *d = strdup(path);
-    if (!d)
-        return;
-    char *slash = strrchr(d, '/');
-    if (slash == d)
-        slash[1] = '\0';
-    else if (slash)
-        *slash = '\0';
-    int fd = open(slash ? d : ".", O_RDONLY | O_DIRECTORY);
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd >= 0) {
         fsync(fd);
         close(fd);
     }
-    free(d);
+}
+
+void fj_parent_of(const char *path, char *out, size_t n)
+{
+    snprintf(out, n, "%s", path);
+    char *slash = strrchr(out, '/');
+    while (slash && slash > out && slash[1] == '\0') { /* "dir/" */
+        *slash = '\0';
+        slash = strrchr(out, '/');
+    }
+    if (!slash)
+        snprintf(out, n, ".");
+    else if (slash == out)
+        out[1] = '\0';
+    else
+        *slash = '\0';
+}
+
+static void fsync_dir_of(const char *path)
+{
+    char parent[4200];
+    fj_parent_of(path, parent, sizeof parent);
+    fj_fsync_dir(parent);
 }
 
 ferry_err fj_out_commit(fj_out *o, int force, char hex[2 * FY_CAP_DIGEST + 1])

@@ -70,27 +70,6 @@ static int cmp_seq(const void *a, const void *b)
     return memcmp(x->k, y->k, 8);
 }
 
-static void fsync_dir(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-}
-
-static void parent_of(const char *path, char *out, size_t n)
-{
-    snprintf(out, n, "%s", path);
-    char *slash = strrchr(out, '/');
-    if (!slash)
-        snprintf(out, n, ".");
-    else if (slash == out)
-        out[1] = '\0';
-    else
-        *slash = '\0';
-}
-
 /* 0: nobody has the environment open (we now hold LMDB's exclusive lock,
  * so openers wait); 1: in use; -1: error. *fd stays open to keep the lock. */
 static int lock_env(const char *dir, int *fd)
@@ -484,13 +463,13 @@ int fj_cmd_salvage(const char *dir, int argc, char **argv)
         e = rebuild(tmp, &r, &c);
         if (!e) {
             char parent[4200];
-            fsync_dir(tmp);
+            fj_fsync_dir(tmp);
             copy_owner(jdir, tmp);
             if (out) {
                 if (syscall(SYS_renameat2, AT_FDCWD, tmp, AT_FDCWD, out, RENAME_NOREPLACE) != 0 &&
                     ((errno != ENOSYS && errno != EINVAL) || rename(tmp, out) != 0))
                     e = fy_fail(FERRY_EIO, "cannot put %s in place: %s", out, strerror(errno));
-                parent_of(out, parent, sizeof parent);
+                fj_parent_of(out, parent, sizeof parent);
             } else {
                 char stamp[32];
                 utc_stamp(stamp, sizeof stamp);
@@ -504,9 +483,9 @@ int fj_cmd_salvage(const char *dir, int argc, char **argv)
                     if (rename(quarantine, jdir) == 0)
                         quarantine[0] = '\0';
                 }
-                parent_of(jdir, parent, sizeof parent);
+                fj_parent_of(jdir, parent, sizeof parent);
             }
-            fsync_dir(parent);
+            fj_fsync_dir(parent);
         }
         if (e) {
             char p[4400];

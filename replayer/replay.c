@@ -373,31 +373,23 @@ int rp_run(const rp_config *cfg)
     r.max_events = cfg->max_events;
     r.gzip = cfg->gzip;
     r.started_ms = rp_now_ms();
-    rp_batch_init(&r.batch);
-    r.batch.clock = rp_clock_new(cfg->time_floor_ms, cfg->clock_jump_ms);
-    r.batch.ip_mode = cfg->ip_mode;
-    rp_response_init(&r.resp);
-    fy_open_opts o = {0};
     int damaged = rp_check_pages(cfg->journal_dir);
-    if (damaged) {
-        rp_batch_free(&r.batch);
-        rp_response_free(&r.resp);
+    if (damaged)
         return damaged;
-    }
+    fy_open_opts o = {0};
     ferry_err e = fy_journal_open(&r.j, cfg->journal_dir, &o);
     if (e == FERRY_ECORRUPT) {
         rp_report_damage(cfg->journal_dir, ferry_last_error());
-        rp_batch_free(&r.batch);
-        rp_response_free(&r.resp);
         return EX_DATAERR;
     }
     if (e) {
         logf_("%s", ferry_last_error());
-        rp_clock_free(r.batch.clock);
-        rp_batch_free(&r.batch);
-        rp_response_free(&r.resp);
         return fy_cli_exit_code(e);
     }
+    rp_batch_init(&r.batch);
+    r.batch.clock = rp_clock_new(cfg->time_floor_ms, cfg->clock_jump_ms);
+    r.batch.ip_mode = cfg->ip_mode;
+    rp_response_init(&r.resp);
     int code, lock = acquire_lock(cfg);
     r.http = rp_http_new(cfg->url, cfg->timeout_s, cfg->ca_file);
     r.dev = rp_devices_new(cfg->device_rate);

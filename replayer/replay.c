@@ -381,6 +381,7 @@ int rp_run(const rp_config *cfg)
     fy_open_opts o = {0};
     int damaged = rp_check_pages(cfg->journal_dir);
     if (damaged) {
+        rp_clock_free(r.batch.clock);
         rp_batch_free(&r.batch);
         rp_response_free(&r.resp);
         return damaged;
@@ -388,6 +389,7 @@ int rp_run(const rp_config *cfg)
     ferry_err e = fy_journal_open(&r.j, cfg->journal_dir, &o);
     if (e == FERRY_ECORRUPT) {
         rp_report_damage(cfg->journal_dir, ferry_last_error());
+        rp_clock_free(r.batch.clock);
         rp_batch_free(&r.batch);
         rp_response_free(&r.resp);
         return EX_DATAERR;

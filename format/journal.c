@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define META_FORMAT "format"
@@ -707,9 +708,11 @@ ferry_err fy_events_prune(fy_journal *j, MDB_txn *txn, uint64_t max_count, uint6
  * then, with evict_oldest, the oldest undelivered ones (counted in meta).
  * Fails with FERRY_EFULL only if live data is still above `must`: freeing
  * a little more than needed is a wish, fitting the new events is not. */
-static ferry_err make_room(fy_journal *j, MDB_txn *txn, uint64_t goal, uint64_t must, int evict_oldest)
+static ferry_err make_room(fy_journal *j, MDB_txn *txn, uint64_t goal, uint64_t must, int evict_oldest,
+                           int *map_full)
 {
     uint64_t live = 0, evicted = 0, n = 0, stop = must;
+    *map_full = 0;
     ferry_err e = fy_live_bytes(j, txn, &live);
     while (!e && live > goal) { /* delivered events first */
         if ((e = fy_events_prune(j, txn, 64, &n)) || n == 0)
@@ -725,6 +728,9 @@ static ferry_err make_room(fy_journal *j, MDB_txn *txn, uint64_t goal, uint64_t 
     }
     if (!e && evicted)
         e = fy_meta_add_u64(j, txn, META_EVICTED, evicted);
+    /* Deleting copies pages too: with freed pages pinned by a reader, LMDB's
+     * map can fill here (FERRY_EFULL from LMDB, unlike the quota's below). */
+    *map_full = e == FERRY_EFULL;
     if (!e && live > must) {
         uint64_t limit = j->map_bytes / 100 * FY_QUOTA_PERCENT;
         return fy_fail(FERRY_EFULL,
@@ -785,7 +791,7 @@ static ferry_err append_once(fy_journal *j, const fy_rec_ref *recs, size_t n, in
         uint64_t slack = limit / 20;
         uint64_t must = limit > incoming ? limit - incoming : 0;
         uint64_t goal = must > slack ? must - slack : 0;
-        if ((e = make_room(j, txn, goal, must, evict_oldest)))
+        if ((e = make_room(j, txn, goal, must, evict_oldest, map_full)))
             goto fail;
     }
     if ((e = fy_seq_next(j, txn, &seq)))
@@ -852,13 +858,24 @@ ferry_err fy_journal_append_meta(fy_journal *j, const fy_rec_ref *recs, size_t n
         if ((e = fy_txn_begin(j, 0, &txn)))
             return e;
         uint64_t target = limit >> round; /* 1/2, then 1/4 of the quota */
-        e = make_room(j, txn, target, target, evict_oldest);
+        int pinned;
+        e = make_room(j, txn, target, target, evict_oldest, &pinned);
         if (e)
             mdb_txn_abort(txn);
         else if ((e = fy_txn_commit(j, txn, "eviction")))
             return e;
         if (e && e != FERRY_EFULL)
             return e;
+        e = append_once(j, recs, n, evict_oldest, meta, n_meta, incoming, first_seq, &map_full);
+    }
+    /* Still full: a live reader (a replayer reading a batch, a stat) pins
+     * the pages freed above until it ends, which takes milliseconds: wait
+     * for it, bounded (about 2.5 s in all), rather than fail the append. */
+    for (unsigned w = 0; map_full && w < 8; w++) {
+        struct timespec ts = {0, (long)(10u << w) * 1000000L};
+        nanosleep(&ts, NULL);
+        int dead = 0;
+        mdb_reader_check(j->env, &dead);
         e = append_once(j, recs, n, evict_oldest, meta, n_meta, incoming, first_seq, &map_full);
     }
     return e;

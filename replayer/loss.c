@@ -174,6 +174,29 @@ static ferry_err unlose(fy_journal *j, MDB_txn *txn, const char *sink, const rp_
     return e;
 }
 
+ferry_err rp_loss_evicted(fy_journal *j, const rp_batch *b, size_t *n)
+{
+    MDB_txn *txn;
+    *n = 0;
+    if (!b->n)
+        return FERRY_OK;
+    ferry_err e = fy_txn_begin(j, MDB_RDONLY, &txn);
+    if (e)
+        return e;
+    for (size_t i = 0; i < b->n && !e; i++) {
+        unsigned char kb[8];
+        fy_put_be64(kb, b->seqs[i]);
+        MDB_val k = {8, kb}, d;
+        int rc = mdb_get(txn, j->events, &k, &d);
+        if (rc == MDB_NOTFOUND)
+            (*n)++;
+        else if (rc)
+            e = fy_fail_lmdb(rc, "journal %s: reading event %" PRIu64, j->path, b->seqs[i]);
+    }
+    mdb_txn_abort(txn);
+    return e;
+}
+
 ferry_err rp_loss_acked(fy_journal *j, MDB_txn *txn, const char *sink, const rp_batch *b)
 {
     if (!b->n_loss)

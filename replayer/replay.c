@@ -43,6 +43,7 @@ typedef struct run {
     unsigned failures; /* consecutive, for the backoff */
     int holding;       /* events of this boot held back (logged once) */
     fy_cursor before;  /* the cursor's attempt fields before the request in flight */
+    int in_doubt;      /* the request in `batch` may have arrived: no definite answer yet */
 } run;
 
 static void logf_(const char *fmt, ...) FY_PRINTF(1, 2);
@@ -461,8 +462,18 @@ static int step(run *r)
     if (cfg->opted_out && cfg->opted_out(cfg->opted_out_arg))
         return finish(r, EX_OK, NULL); /* before building the next request */
     progress(r, 0);
-    ferry_err e = rp_batch_build(&r->j, cfg->sink, r->dev, cfg->api_key, r->max_events, cfg->max_bytes, b);
+    /* A request that may have arrived, some of whose events were evicted
+     * since, goes again as it is (same insert_ids: deduplicated): rebuilt,
+     * it would lack them and they would be reported lost although they may
+     * have arrived; its acknowledgement takes them back (loss.c). */
+    size_t evicted = 0;
+    ferry_err e = r->in_doubt ? rp_loss_evicted(&r->j, b, &evicted) : FERRY_OK;
     if (e)
+        return journal_fail(r, e);
+    if (evicted)
+        logf_("resending the unanswered request as it was: %zu of its events were evicted meanwhile", evicted);
+    else if ((r->in_doubt = 0, e = rp_batch_build(&r->j, cfg->sink, r->dev, cfg->api_key, r->max_events,
+                                                   cfg->max_bytes, b)))
         return journal_fail(r, e);
     if (b->corrupt_seq) { /* never stuck behind a damaged record */
         e = dead_one(r, b->corrupt_seq, 0, b->corrupt_reason);
@@ -497,6 +508,8 @@ static int step(run *r)
         rp_verdict_free(&v);
         return journal_fail(r, e);
     }
+    /* In doubt until a definite answer (a refused connection is not one). */
+    r->in_doubt = v.kind == RP_RETRY && (r->in_doubt || r->resp.sent);
     int code = -1;
     switch (v.kind) {
     case RP_OK:

@@ -121,6 +121,9 @@ ferry_err rp_loss_build(fy_journal *j, const char *sink, const rp_devices *dev, 
  * a loss batch's gap rows are deleted; a regular batch's events evicted
  * while in flight are taken out of the loss counts again (they arrived). */
 ferry_err rp_loss_acked(fy_journal *j, MDB_txn *txn, const char *sink, const rp_batch *b);
+/* How many of the request's events are no longer in the journal (evicted
+ * since it was built). */
+ferry_err rp_loss_evicted(fy_journal *j, const rp_batch *b, size_t *n);
 /* The destination refused some loss events for good (reasons[i] non-NULL;
  * reasons NULL: all): their rows are deleted, with a message. */
 ferry_err rp_loss_refused(fy_journal *j, const char *sink, const rp_batch *b, char *const *reasons, long status);

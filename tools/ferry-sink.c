@@ -71,6 +71,7 @@ typedef struct config {
     rate_statuses fail, fail_after;
     double drop_before, drop_after, throttle, slow_rate;
     unsigned slow_ms;
+    const char *hold_file; /* answers of accepted requests wait while it exists */
     long retry_after; /* -1: no header */
     unsigned eps_limit; /* 0: off */
     size_t max_events, max_body; /* max_body 0: per endpoint */
@@ -759,6 +760,14 @@ typedef struct tally {
     unsigned faults; /* 1 << FT_... */
 } tally;
 
+static int hold_stopping(void)
+{
+    pthread_mutex_lock(&STOP.lock);
+    int s = STOP.stopping;
+    pthread_mutex_unlock(&STOP.lock);
+    return s;
+}
+
 static void slow_wait(unsigned ms)
 {
     struct timespec until;
@@ -1024,6 +1033,9 @@ static void handle_ingest(req *q, answer *a, tally *t)
     }
 
     /* Accepted. Faults after the fact. */
+    if (cfg.hold_file) /* a test decides when the answer leaves: no timing involved */
+        while (access(cfg.hold_file, F_OK) == 0 && !hold_stopping())
+            slow_wait(10);
     if (cfg.slow_rate > 0 && d->slow < cfg.slow_rate) {
         slow_wait(cfg.slow_ms);
         t->faults |= 1u << FT_SLOW;
@@ -1440,6 +1452,8 @@ static void usage(FILE *f)
 "      --drop-after RATE      accept the events, then close the connection\n"
 "                             without answering\n"
 "      --slow RATE:MS         delay the answer of an accepted request by MS ms\n"
+"      --hold-file FILE       while FILE exists, hold the answer of every\n"
+"                             accepted request (events accepted, --out written)\n"
 "      --throttle RATE        answer 429 naming about half of the request's\n"
 "                             devices (at least one) and their events' indexes;\n"
 "                             nothing accepted\n"
@@ -1506,7 +1520,7 @@ static void usage(FILE *f)
 
 enum { OPT_PORT_FILE = 256, OPT_API_KEY, OPT_API_KEY_FILE, OPT_SEED, OPT_FAIL, OPT_FAIL_AFTER, OPT_DROP_BEFORE,
        OPT_DROP_AFTER, OPT_SLOW, OPT_THROTTLE, OPT_EPS_LIMIT, OPT_RETRY_AFTER, OPT_GZIP_UNSUPPORTED,
-       OPT_MAX_EVENTS, OPT_MAX_BODY, OPT_TLS_CERT, OPT_TLS_KEY };
+       OPT_MAX_EVENTS, OPT_MAX_BODY, OPT_TLS_CERT, OPT_TLS_KEY, OPT_HOLD_FILE };
 
 static int parse_args(int argc, char **argv)
 {
@@ -1528,6 +1542,7 @@ static int parse_args(int argc, char **argv)
         {"retry-after", required_argument, NULL, OPT_RETRY_AFTER},
         {"seed", required_argument, NULL, OPT_SEED},
         {"slow", required_argument, NULL, OPT_SLOW},
+        {"hold-file", required_argument, NULL, OPT_HOLD_FILE},
         {"throttle", required_argument, NULL, OPT_THROTTLE},
         {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
         {"tls-key", required_argument, NULL, OPT_TLS_KEY},
@@ -1575,6 +1590,9 @@ static int parse_args(int argc, char **argv)
                 return usage_error("--%s %s: expected a RATE from 0 to 1",
                                    c == OPT_DROP_BEFORE ? "drop-before" : c == OPT_DROP_AFTER ? "drop-after" : "throttle",
                                    optarg);
+            break;
+        case OPT_HOLD_FILE:
+            cfg.hold_file = optarg;
             break;
         case OPT_SLOW:
             if (parse_rate(optarg, &cfg.slow_rate, &rest) || *rest != ':' || parse_uint(rest + 1, 3600000, &u))

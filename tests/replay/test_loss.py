@@ -187,6 +187,13 @@ class Loss(ReplayCase):
                     evs = self.padded(1500, devices=4, start=10 + k * 1500, prefix="c")
                     recorded += evs
                     self.record_small(evs)
+                # Stop it idle: a stop while a request's answer is outstanding is the
+                # documented in-doubt window (test_in_doubt_when_killed), not this test's.
+                for _ in range(2400):  # bounded wait for the drain
+                    st = self.stat()
+                    if (st["pending"], st["gaps_unsent"]) == (0, 0) or proc.poll() is not None:
+                        break
+                    time.sleep(0.05)
             finally:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(timeout=120)
@@ -212,6 +219,109 @@ class Loss(ReplayCase):
             got[e["device_id"]] = got.get(e["device_id"], 0) + e["event_properties"]["count"]
         self.assertEqual(per_dev, got)
         print("seed %d: %d recorded, %d lost in %d loss events" % (self.seed, len(recorded), lost, len(loss)))
+
+    def held_request_evicted(self, hold):
+        """Records 600 events, starts a replayer sending 200 per request
+        against a sink that holds its answers while `hold` exists, waits for
+        the first request (seqs 1..200) to be accepted, then records 3000
+        more: the eviction deletes the 200 while their request is in flight.
+        Returns (replayer process, recorded events)."""
+        recorded = self.padded(600)
+        self.record_small(recorded)
+        self.assertEqual(self.stat()["evicted"], 0)
+        open(hold, "w").close()
+        env = dict(os.environ, FERRY_API_KEY=KEY)
+        sink = self.sink("--hold-file", hold).start()
+        self.addCleanup(sink.stop, signal.SIGKILL)
+        proc = subprocess.Popen(self.replay_cmd(sink, "--max-events", "200", "--timeout", "900", *REPLAY_ARGS),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        for _ in range(6000):  # bounded wait for the first request to land
+            if len(self.accepted()) >= 200 or proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.assertEqual(len(self.accepted()), 200, "the first request did not reach the sink")
+        more = self.padded(3000, start=600, prefix="m")
+        recorded += more
+        self.record_small(more)
+        st = self.stat()
+        self.assertGreater(st["evicted"], 200)  # seqs 1..200 went while their answer was held
+        self.assertEqual(sum(g["count"] for g in st["gaps"]), st["evicted"])
+        self.assertTrue(any(g["first_seq"] == 1 for g in st["gaps"]))
+        self.assertEqual(len(self.accepted()), 200)  # still held: nothing else sent
+        return sink, proc, recorded
+
+    def test_evicted_in_flight_then_acknowledged(self):
+        """Events evicted while their request is in flight, then acknowledged,
+        arrived: they are taken out of the gaps, never reported lost."""
+        hold = os.path.join(self.tmp, "hold")
+        sink, proc, recorded = self.held_request_evicted(hold)
+        evicted = self.stat()["evicted"]
+        os.unlink(hold)  # the answer leaves; the replayer goes on to the end
+        _, err = proc.communicate(timeout=300)
+        self.assertNotIn(b"Sanitizer", err)
+        self.assertEqual(proc.returncode, 0, err.decode(errors="replace"))
+        loss, regular = self.split(self.accepted())
+        ids = [e["insert_id"] for e in self.accepted()]
+        self.assertEqual(len(ids), len(set(ids)), "an event arrived twice")
+        lost = sum(e["event_properties"]["count"] for e in loss)
+        self.assertEqual(lost, evicted - 200)  # the 200 were taken back
+        self.assertEqual(lost + len(regular), len(recorded))
+        per_dev = self.lost_markers_per_device(
+            [(e["event_properties"]["marker"], e["device_id"]) for e in recorded], regular)
+        got = {}
+        for e in loss:
+            got[e["device_id"]] = got.get(e["device_id"], 0) + e["event_properties"]["count"]
+        self.assertEqual(per_dev, got)
+        self.assertEqual((self.stat()["gaps_unsent"], self.stat()["pending"]), (0, 0))
+
+    def test_in_doubt_resent_as_is(self):
+        """The destination dies holding the answer to a request whose events
+        were then evicted: no answer, the request may have arrived. The
+        replayer sends it again as it was (the journal no longer has those
+        events) until a definite answer: the restarted destination
+        deduplicates it and answers 200, and the events are taken back."""
+        hold = os.path.join(self.tmp, "hold")
+        sink, proc, recorded = self.held_request_evicted(hold)
+        evicted = self.stat()["evicted"]
+        port = sink.port
+        sink.stop(signal.SIGKILL)
+        os.unlink(hold)
+        again = self.sink("--listen", "127.0.0.1:%d" % port).start()  # the same --out: it deduplicates
+        self.addCleanup(again.stop, signal.SIGKILL)
+        _, err = proc.communicate(timeout=300)
+        self.assertNotIn(b"Sanitizer", err)
+        self.assertEqual(proc.returncode, 0, err.decode(errors="replace"))
+        self.assertIn(b"resending the unanswered request as it was", err)
+        self.assertGreaterEqual(again.stats()["duplicates"], 200)
+        loss, regular = self.split(self.accepted())
+        ids = [e["insert_id"] for e in self.accepted()]
+        self.assertEqual(len(ids), len(set(ids)), "an event arrived twice")
+        lost = sum(e["event_properties"]["count"] for e in loss)
+        self.assertEqual(lost, evicted - 200)
+        self.assertEqual(lost + len(regular), len(recorded))
+        self.assertEqual((self.stat()["gaps_unsent"], self.stat()["pending"]), (0, 0))
+
+    def test_in_doubt_when_killed(self):
+        """The documented window (FORMAT.md, gaps, "In flight"): the replayer
+        dies while the answer to a request whose events were evicted is
+        outstanding. The events arrived, but nothing says so: they are
+        reported lost too, at most that request's events; nothing is lost
+        unreported and no event or loss event arrives twice."""
+        hold = os.path.join(self.tmp, "hold")
+        sink, proc, recorded = self.held_request_evicted(hold)
+        evicted = self.stat()["evicted"]
+        proc.kill()
+        _, err = proc.communicate()
+        self.assertNotIn(b"Sanitizer", err)
+        os.unlink(hold)
+        self.replay(sink, *REPLAY_ARGS, check=0)
+        loss, regular = self.split(self.accepted())
+        ids = [e["insert_id"] for e in self.accepted()]
+        self.assertEqual(len(ids), len(set(ids)), "an event arrived twice")
+        lost = sum(e["event_properties"]["count"] for e in loss)
+        self.assertEqual(lost, evicted)
+        self.assertEqual(lost + len(regular), len(recorded) + 200)  # the bound: one request's events
+        self.assertEqual((self.stat()["gaps_unsent"], self.stat()["pending"]), (0, 0))
 
     def test_tools_see_gaps(self):
         """stat shows the gaps; verify accepts them; copy keeps them; purge

@@ -609,11 +609,6 @@ void fy_capr_close(fy_capr *r)
 
 /* ---- journal writes for import -------------------------------------------- */
 
-static MDB_val mval(const void *p, size_t n)
-{
-    MDB_val v = {n, (void *)(uintptr_t)p};
-    return v;
-}
 
 ferry_err fy_imported_open(fy_journal *j, MDB_txn *txn, int create, MDB_dbi *dbi, int *exists)
 {
@@ -637,7 +632,7 @@ ferry_err fy_imported_get(fy_journal *j, MDB_txn *txn, MDB_dbi dbi, const unsign
 {
     unsigned char kb[24];
     imported_key(kb, src_id, src_seq);
-    MDB_val k = mval(kb, 24), d;
+    MDB_val k = fy_mval(kb, 24), d;
     *found = 0;
     *target = 0;
     int rc = mdb_get(txn, dbi, &k, &d);
@@ -658,7 +653,7 @@ ferry_err fy_imported_put(fy_journal *j, MDB_txn *txn, MDB_dbi dbi, const unsign
     unsigned char kb[24], vb[8];
     imported_key(kb, src_id, src_seq);
     fy_put_be64(vb, target);
-    MDB_val k = mval(kb, 24), d = mval(vb, 8);
+    MDB_val k = fy_mval(kb, 24), d = fy_mval(vb, 8);
     int rc = mdb_put(txn, dbi, &k, &d, 0);
     if (rc)
         return fy_fail_lmdb(rc, "journal %s: writing %s", j->path, FY_IMPORTED_DB);
@@ -669,7 +664,7 @@ ferry_err fy_event_put_at(fy_journal *j, MDB_txn *txn, uint64_t seq, const void 
 {
     unsigned char kb[8];
     fy_put_be64(kb, seq);
-    MDB_val k = mval(kb, 8), d = mval(rec, len);
+    MDB_val k = fy_mval(kb, 8), d = fy_mval(rec, len);
     int rc = mdb_put(txn, j->events, &k, &d, MDB_APPEND);
     if (rc)
         return fy_fail_lmdb(rc, "journal %s: storing event %" PRIu64, j->path, seq);
@@ -700,7 +695,7 @@ ferry_err fy_dead_put_at(fy_journal *j, MDB_txn *txn, const char *sink, uint64_t
     if (bad || fy_buf_append(&b, rec, rec_len)) {
         e = fy_fail(FERRY_ENOMEM, "out of memory");
     } else {
-        MDB_val k = mval(kb, sl + 9), d = mval(b.data, b.len);
+        MDB_val k = fy_mval(kb, sl + 9), d = fy_mval(b.data, b.len);
         int rc = mdb_put(txn, j->dead, &k, &d, 0);
         if (rc)
             e = fy_fail_lmdb(rc, "journal %s: writing dead letter %" PRIu64, j->path, seq);

@@ -8,11 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static MDB_val mval(const void *p, size_t n)
-{
-    MDB_val v = {n, (void *)(uintptr_t)p};
-    return v;
-}
 
 int fy_cursor_is_done(const fy_cursor *c, uint64_t seq)
 {
@@ -65,7 +60,7 @@ ferry_err fy_cursor_mark_done(fy_journal *j, MDB_txn *txn, fy_cursor *c, const u
         return fy_fail_lmdb(rc, "journal %s: reading events", j->path);
     unsigned char kb[8];
     fy_put_be64(kb, c->delivered + 1);
-    MDB_val k = mval(kb, 8), d;
+    MDB_val k = fy_mval(kb, 8), d;
     uint64_t w = c->delivered;
     for (rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
         uint64_t seq = fy_get_be64(k.mv_data);
@@ -89,22 +84,11 @@ ferry_err fy_cursor_mark_done(fy_journal *j, MDB_txn *txn, fy_cursor *c, const u
 
 /* ---- dead letters ------------------------------------------------------ */
 
-static size_t dead_key(unsigned char *kb, size_t cap, const char *sink, uint64_t seq)
-{
-    size_t sl = strlen(sink);
-    if (sl + 9 > cap)
-        return 0;
-    memcpy(kb, sink, sl);
-    kb[sl] = 0;
-    fy_put_be64(kb + sl + 1, seq);
-    return sl + 9;
-}
-
 ferry_err fy_dead_put(fy_journal *j, MDB_txn *txn, const char *sink, uint64_t seq, int64_t status,
                       const char *reason, const void *rec, size_t rec_len)
 {
     unsigned char kb[300];
-    size_t kl = dead_key(kb, sizeof kb, sink, seq);
+    size_t kl = fy_sink_seq_key(kb, sizeof kb, sink, seq);
     if (!kl)
         return fy_fail(FERRY_EINVAL, "destination name too long: %s", sink);
     fy_buf b;
@@ -120,7 +104,7 @@ ferry_err fy_dead_put(fy_journal *j, MDB_txn *txn, const char *sink, uint64_t se
     if (bad || fy_buf_append(&b, rec, rec_len)) {
         e = fy_fail(FERRY_ENOMEM, "out of memory");
     } else {
-        MDB_val k = mval(kb, kl), d = mval(b.data, b.len);
+        MDB_val k = fy_mval(kb, kl), d = fy_mval(b.data, b.len);
         int rc = mdb_put(txn, j->dead, &k, &d, 0);
         if (rc)
             e = fy_fail_lmdb(rc, "journal %s: writing dead letter %llu", j->path, (unsigned long long)seq);
@@ -175,11 +159,11 @@ ferry_err fy_dead_requeue(fy_journal *j, MDB_txn *txn, const fy_dead *d, uint64_
         return fy_fail(FERRY_ENOMEM, "out of memory");
     memcpy(copy, d->rec, d->rec_len);
     unsigned char kb[300];
-    size_t kl = dead_key(kb, sizeof kb, d->sink, d->seq);
+    size_t kl = fy_sink_seq_key(kb, sizeof kb, d->sink, d->seq);
     fy_rec_ref ref = {copy, d->rec_len};
     ferry_err e = fy_events_put(j, txn, &ref, 1, new_seq);
     if (!e) {
-        MDB_val k = mval(kb, kl);
+        MDB_val k = fy_mval(kb, kl);
         int rc = mdb_del(txn, j->dead, &k, NULL);
         if (rc)
             e = fy_fail_lmdb(rc, "journal %s: deleting dead letter %llu", j->path, (unsigned long long)d->seq);

@@ -68,6 +68,15 @@ ferry_err fy_txn_commit(fy_journal *j, MDB_txn *txn, const char *what);
 /* Big-endian 8-byte keys: byte order is numeric order, on every machine. */
 void fy_put_be64(unsigned char out[8], uint64_t v);
 uint64_t fy_get_be64(const unsigned char in[8]);
+/* An MDB_val over the caller's bytes (LMDB only reads through it). */
+static inline MDB_val fy_mval(const void *p, size_t n)
+{
+    MDB_val v = {n, (void *)(uintptr_t)p};
+    return v;
+}
+/* The key of the dead and gaps databases: the destination name, 0x00, then
+ * seq (u64 BE). Returns its length, 0 when it does not fit in cap bytes. */
+size_t fy_sink_seq_key(unsigned char *kb, size_t cap, const char *sink, uint64_t seq);
 
 /* Meta counters (u64, big-endian). Missing reads as 0. */
 ferry_err fy_meta_get_u64(fy_journal *j, MDB_txn *txn, const char *key, uint64_t *v);
@@ -117,6 +126,13 @@ ferry_err fy_cursor_put(fy_journal *j, MDB_txn *txn, const char *sink, const fy_
  * sink when it is not one); fy_cursor_free it after success. */
 ferry_err fy_cursor_decode(const char *path, const char *sink, const void *data, size_t len, fy_cursor *c);
 void fy_cursor_free(fy_cursor *c);
+/* Calls fn(arg, name, c) for every destination's cursor row, in name order;
+ * fn owns *c (keeps it or fy_cursor_free()s it). With implied_default and no
+ * row, calls it once for FY_DEFAULT_SINK with an empty cursor (nothing sent
+ * yet). A name that is empty, has a 0x00 or 256 bytes or more is
+ * FERRY_ECORRUPT; fn's error stops the walk and is returned. */
+typedef ferry_err (*fy_cursor_fn)(void *arg, const char *name, fy_cursor *c);
+ferry_err fy_cursor_each(fy_journal *j, MDB_txn *txn, int implied_default, fy_cursor_fn fn, void *arg);
 /* The lowest watermark over all destinations: events at or below it are
  * delivered everywhere. 0 when no destination is registered. */
 ferry_err fy_delivered_everywhere(fy_journal *j, MDB_txn *txn, uint64_t *watermark);

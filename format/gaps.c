@@ -9,23 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static MDB_val mval(const void *p, size_t n)
-{
-    MDB_val v = {n, (void *)(uintptr_t)p};
-    return v;
-}
-
-/* Key: the destination name, 0x00, the first lost seq (u64 BE). */
-static size_t gap_key(unsigned char *kb, size_t cap, const char *sink, uint64_t first_seq)
-{
-    size_t sl = strlen(sink);
-    if (sl + 9 > cap)
-        return 0;
-    memcpy(kb, sink, sl);
-    kb[sl] = 0;
-    fy_put_be64(kb + sl + 1, first_seq);
-    return sl + 9;
-}
 
 void fy_gaps_free(fy_gap *g, size_t n)
 {
@@ -51,7 +34,7 @@ static char *dup_n(const char *s, size_t n)
 ferry_err fy_gaps_put(fy_journal *j, MDB_txn *txn, const fy_gap *g)
 {
     unsigned char kb[300];
-    size_t kl = gap_key(kb, sizeof kb, g->sink, g->first_seq);
+    size_t kl = fy_sink_seq_key(kb, sizeof kb, g->sink, g->first_seq);
     if (!kl)
         return fy_fail(FERRY_EINVAL, "destination name too long: %s", g->sink);
     if (!j->gaps)
@@ -79,7 +62,7 @@ ferry_err fy_gaps_put(fy_journal *j, MDB_txn *txn, const fy_gap *g)
     if (bad) {
         e = fy_fail(FERRY_ENOMEM, "out of memory encoding a gap");
     } else {
-        MDB_val k = mval(kb, kl), d = mval(b.data, b.len);
+        MDB_val k = fy_mval(kb, kl), d = fy_mval(b.data, b.len);
         int rc = mdb_put(txn, j->gaps, &k, &d, 0);
         if (rc)
             e = fy_fail_lmdb(rc, "journal %s: writing gap %" PRIu64 " of %s", j->path, g->first_seq, g->sink);
@@ -176,13 +159,13 @@ ferry_err fy_gaps_list(fy_journal *j, MDB_txn *txn, const char *sink, fy_gap **o
         return FERRY_OK; /* a journal no writable build has opened since gaps came */
     size_t cap = 0, sl = sink ? strlen(sink) : 0;
     unsigned char kb[300];
-    if (sink && !gap_key(kb, sizeof kb, sink, 0))
+    if (sink && !fy_sink_seq_key(kb, sizeof kb, sink, 0))
         return fy_fail(FERRY_EINVAL, "destination name too long: %s", sink);
     MDB_cursor *cur;
     int rc = mdb_cursor_open(txn, j->gaps, &cur);
     if (rc)
         return fy_fail_lmdb(rc, "journal %s: opening gaps", j->path);
-    MDB_val k = mval(kb, sl + 9), d;
+    MDB_val k = fy_mval(kb, sl + 9), d;
     ferry_err e = FERRY_OK;
     for (rc = mdb_cursor_get(cur, &k, &d, sink ? MDB_SET_RANGE : MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
@@ -211,10 +194,10 @@ ferry_err fy_gaps_list(fy_journal *j, MDB_txn *txn, const char *sink, fy_gap **o
 ferry_err fy_gaps_del(fy_journal *j, MDB_txn *txn, const char *sink, uint64_t first_seq)
 {
     unsigned char kb[300];
-    size_t kl = gap_key(kb, sizeof kb, sink, first_seq);
+    size_t kl = fy_sink_seq_key(kb, sizeof kb, sink, first_seq);
     if (!kl)
         return fy_fail(FERRY_EINVAL, "destination name too long: %s", sink);
-    MDB_val k = mval(kb, kl);
+    MDB_val k = fy_mval(kb, kl);
     int rc = j->gaps ? mdb_del(txn, j->gaps, &k, NULL) : MDB_NOTFOUND;
     if (rc && rc != MDB_NOTFOUND)
         return fy_fail_lmdb(rc, "journal %s: deleting gap %" PRIu64 " of %s", j->path, first_seq, sink);
@@ -269,47 +252,25 @@ typedef struct evict_ctx {
     int64_t now;
 } evict_ctx;
 
+static ferry_err add_sink(void *arg, const char *name, fy_cursor *c)
+{
+    evict_ctx *x = arg;
+    sink_state *p = realloc(x->sinks, (x->n_sinks + 1) * sizeof *p);
+    if (!p) {
+        fy_cursor_free(c);
+        return fy_fail(FERRY_ENOMEM, "out of memory");
+    }
+    x->sinks = p;
+    sink_state *s = &x->sinks[x->n_sinks++];
+    memset(s, 0, sizeof *s);
+    snprintf(s->name, sizeof s->name, "%s", name);
+    s->c = *c;
+    return FERRY_OK;
+}
+
 static ferry_err load_sinks(fy_journal *j, MDB_txn *txn, evict_ctx *x)
 {
-    MDB_cursor *cur;
-    MDB_val k, d;
-    int rc = mdb_cursor_open(txn, j->cursors, &cur);
-    if (rc)
-        return fy_fail_lmdb(rc, "journal %s: reading cursors", j->path);
-    ferry_err e = FERRY_OK;
-    size_t cap = 0;
-    for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); !rc; rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
-        if (k.mv_size >= sizeof x->sinks->name) {
-            e = fy_fail(FERRY_ECORRUPT, "journal %s: cursor name of %zu bytes", j->path, k.mv_size);
-            break;
-        }
-        if (x->n_sinks == cap) {
-            cap = cap ? cap * 2 : 4;
-            sink_state *p = realloc(x->sinks, cap * sizeof *p);
-            if (!p) {
-                e = fy_fail(FERRY_ENOMEM, "out of memory");
-                break;
-            }
-            x->sinks = p;
-        }
-        sink_state *s = &x->sinks[x->n_sinks];
-        memset(s, 0, sizeof *s);
-        memcpy(s->name, k.mv_data, k.mv_size);
-        int found;
-        if ((e = fy_cursor_get(j, txn, s->name, &s->c, &found)))
-            break;
-        x->n_sinks++;
-    }
-    mdb_cursor_close(cur);
-    if (!e && rc != MDB_NOTFOUND)
-        e = fy_fail_lmdb(rc, "journal %s: reading cursors", j->path);
-    if (!e && x->n_sinks == 0) { /* the implied destination, nothing delivered */
-        if (!(x->sinks = calloc(1, sizeof *x->sinks)))
-            return fy_fail(FERRY_ENOMEM, "out of memory");
-        snprintf(x->sinks[0].name, sizeof x->sinks[0].name, "%s", FY_DEFAULT_SINK);
-        x->n_sinks = 1;
-    }
-    return e;
+    return fy_cursor_each(j, txn, 1, add_sink, x);
 }
 
 static int same_str(const char *a, const char *b, size_t bl)

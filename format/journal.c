@@ -37,10 +37,15 @@ uint64_t fy_get_be64(const unsigned char in[8])
     return v;
 }
 
-static MDB_val mval(const void *p, size_t n)
+size_t fy_sink_seq_key(unsigned char *kb, size_t cap, const char *sink, uint64_t seq)
 {
-    MDB_val v = {n, (void *)(uintptr_t)p};
-    return v;
+    size_t sl = strlen(sink);
+    if (sl + 9 > cap)
+        return 0;
+    memcpy(kb, sink, sl);
+    kb[sl] = 0;
+    fy_put_be64(kb + sl + 1, seq);
+    return sl + 9;
 }
 
 /* mkdir -p; components it creates get 0700. */
@@ -129,7 +134,7 @@ ferry_err fy_txn_commit(fy_journal *j, MDB_txn *txn, const char *what)
 
 ferry_err fy_meta_get_u64(fy_journal *j, MDB_txn *txn, const char *key, uint64_t *v)
 {
-    MDB_val k = mval(key, strlen(key)), d;
+    MDB_val k = fy_mval(key, strlen(key)), d;
     int rc = mdb_get(txn, j->meta, &k, &d);
     *v = 0;
     if (rc == MDB_NOTFOUND)
@@ -147,7 +152,7 @@ ferry_err fy_meta_put_u64(fy_journal *j, MDB_txn *txn, const char *key, uint64_t
 {
     unsigned char b[8];
     fy_put_be64(b, v);
-    MDB_val k = mval(key, strlen(key)), d = mval(b, 8);
+    MDB_val k = fy_mval(key, strlen(key)), d = fy_mval(b, 8);
     int rc = mdb_put(txn, j->meta, &k, &d, 0);
     if (rc)
         return fy_fail_lmdb(rc, "journal %s: writing meta %s", j->path, key);
@@ -207,7 +212,7 @@ ferry_err fy_events_delete(fy_journal *j, MDB_txn *txn, uint64_t from, uint64_t 
     if (rc)
         return fy_fail_lmdb(rc, "journal %s: opening events", j->path);
     fy_put_be64(kb, from);
-    MDB_val k = mval(kb, 8), d;
+    MDB_val k = fy_mval(kb, 8), d;
     rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE);
     while (rc == 0 && (max_count == 0 || count < max_count)) {
         uint64_t seq = k.mv_size == 8 ? fy_get_be64(k.mv_data) : 0;
@@ -280,7 +285,7 @@ ferry_err fy_cursor_get(fy_journal *j, MDB_txn *txn, const char *sink, fy_cursor
 {
     memset(c, 0, sizeof *c);
     *found = 0;
-    MDB_val k = mval(sink, strlen(sink)), d;
+    MDB_val k = fy_mval(sink, strlen(sink)), d;
     int rc = mdb_get(txn, j->cursors, &k, &d);
     if (rc == MDB_NOTFOUND)
         return FERRY_OK;
@@ -362,7 +367,7 @@ ferry_err fy_cursor_put(fy_journal *j, MDB_txn *txn, const char *sink, const fy_
     if (bad) {
         e = fy_fail(FERRY_ENOMEM, "out of memory encoding cursor %s", sink);
     } else {
-        MDB_val k = mval(sink, strlen(sink)), d = mval(b.data, b.len);
+        MDB_val k = fy_mval(sink, strlen(sink)), d = fy_mval(b.data, b.len);
         int rc = mdb_put(txn, j->cursors, &k, &d, 0);
         if (rc)
             e = fy_fail_lmdb(rc, "journal %s: writing cursor %s", j->path, sink);
@@ -371,40 +376,60 @@ ferry_err fy_cursor_put(fy_journal *j, MDB_txn *txn, const char *sink, const fy_
     return e;
 }
 
-ferry_err fy_delivered_everywhere(fy_journal *j, MDB_txn *txn, uint64_t *watermark)
+ferry_err fy_cursor_each(fy_journal *j, MDB_txn *txn, int implied_default, fy_cursor_fn fn, void *arg)
 {
     MDB_cursor *cur;
-    *watermark = 0;
     int rc = mdb_cursor_open(txn, j->cursors, &cur);
     if (rc)
-        return fy_fail_lmdb(rc, "journal %s: opening cursors", j->path);
+        return fy_fail_lmdb(rc, "journal %s: reading cursors", j->path);
     MDB_val k, d;
-    int first = 1;
-    uint64_t low = 0;
     ferry_err e = FERRY_OK;
+    size_t rows = 0;
     char name[256];
-    while ((rc = mdb_cursor_get(cur, &k, &d, first ? MDB_FIRST : MDB_NEXT)) == 0) {
-        first = 0;
-        if (k.mv_size >= sizeof name) {
-            e = fy_fail(FERRY_ECORRUPT, "journal %s: cursor name of %zu bytes", j->path, k.mv_size);
+    for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); !rc; rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+        if (k.mv_size == 0 || k.mv_size >= sizeof name || memchr(k.mv_data, 0, k.mv_size)) {
+            e = fy_fail(FERRY_ECORRUPT, "journal %s: a cursor name of %zu bytes", j->path, k.mv_size);
             break;
         }
         memcpy(name, k.mv_data, k.mv_size);
         name[k.mv_size] = '\0';
         fy_cursor c;
-        int found;
-        if ((e = fy_cursor_get(j, txn, name, &c, &found)))
+        if ((e = fy_cursor_decode(j->path, name, d.mv_data, d.mv_size, &c)) || (e = fn(arg, name, &c)))
             break;
-        if (low == 0 || c.delivered < low)
-            low = c.delivered;
-        fy_cursor_free(&c);
-        if (low == 0)
-            break;
+        rows++;
     }
     mdb_cursor_close(cur);
-    if (!e && rc && rc != MDB_NOTFOUND)
+    if (!e && rc != MDB_NOTFOUND)
         e = fy_fail_lmdb(rc, "journal %s: reading cursors", j->path);
-    *watermark = e ? 0 : low;
+    if (!e && !rows && implied_default) {
+        fy_cursor c;
+        memset(&c, 0, sizeof c);
+        e = fn(arg, FY_DEFAULT_SINK, &c);
+    }
+    return e;
+}
+
+typedef struct lowest {
+    uint64_t low;
+    int any;
+} lowest;
+
+static ferry_err lowest_watermark(void *arg, const char *name, fy_cursor *c)
+{
+    (void)name;
+    lowest *l = arg;
+    if (!l->any || c->delivered < l->low)
+        l->low = c->delivered;
+    l->any = 1;
+    fy_cursor_free(c);
+    return FERRY_OK;
+}
+
+ferry_err fy_delivered_everywhere(fy_journal *j, MDB_txn *txn, uint64_t *watermark)
+{
+    lowest l = {0, 0};
+    ferry_err e = fy_cursor_each(j, txn, 0, lowest_watermark, &l);
+    *watermark = e ? 0 : l.low;
     return e;
 }
 
@@ -419,8 +444,8 @@ static ferry_err init_meta(fy_journal *j, MDB_txn *txn)
     ferry_err e = fy_random_bytes(id, sizeof id);
     if (e)
         return e;
-    MDB_val kf = mval(META_FORMAT, strlen(META_FORMAT)), df = mval(v, 8);
-    MDB_val ki = mval(META_ID, strlen(META_ID)), di = mval(id, 16);
+    MDB_val kf = fy_mval(META_FORMAT, strlen(META_FORMAT)), df = fy_mval(v, 8);
+    MDB_val ki = fy_mval(META_ID, strlen(META_ID)), di = fy_mval(id, 16);
     int rc = mdb_put(txn, j->meta, &kf, &df, 0);
     if (!rc)
         rc = mdb_put(txn, j->meta, &ki, &di, 0);
@@ -476,7 +501,7 @@ static ferry_err open_dbis(fy_journal *j, MDB_txn *txn, int create)
 
 static ferry_err check_meta(fy_journal *j, MDB_txn *txn, int create)
 {
-    MDB_val k = mval(META_FORMAT, strlen(META_FORMAT)), d;
+    MDB_val k = fy_mval(META_FORMAT, strlen(META_FORMAT)), d;
     int rc = mdb_get(txn, j->meta, &k, &d);
     if (rc == MDB_NOTFOUND && create) {
         /* Initialise only what this process just created, never someone
@@ -506,12 +531,12 @@ static ferry_err check_meta(fy_journal *j, MDB_txn *txn, int create)
          * defines (record elements 4 and 5): say so, as FORMAT.md asks. */
         unsigned char v[8];
         fy_put_be64(v, ((uint64_t)FY_FORMAT_MAJOR << 32) | FY_FORMAT_MINOR);
-        MDB_val nv = mval(v, 8);
+        MDB_val nv = fy_mval(v, 8);
         if ((rc = mdb_put(txn, j->meta, &k, &nv, 0)))
             return fy_fail_lmdb(rc, "journal %s: updating the format version", j->path);
         j->format_minor = FY_FORMAT_MINOR;
     }
-    MDB_val ki = mval(META_ID, strlen(META_ID)), di;
+    MDB_val ki = fy_mval(META_ID, strlen(META_ID)), di;
     rc = mdb_get(txn, j->meta, &ki, &di);
     if (rc || di.mv_size != 16)
         return fy_fail(FERRY_ECORRUPT, "journal %s: journal id missing or malformed", j->path);
@@ -751,7 +776,7 @@ static int put_records(fy_journal *j, MDB_txn *txn, const fy_rec_ref *recs, size
     for (size_t i = 0; i < n && !rc; i++) {
         unsigned char kb[8];
         fy_put_be64(kb, seq + i);
-        MDB_val k = mval(kb, 8), d = mval(recs[i].data, recs[i].len);
+        MDB_val k = fy_mval(kb, 8), d = fy_mval(recs[i].data, recs[i].len);
         rc = mdb_cursor_put(c, &k, &d, MDB_APPEND);
     }
     mdb_cursor_close(c);

@@ -149,40 +149,25 @@ typedef struct stats {
     const fy_buf *extra_json; /* more keys for stat --json (--by-type, --by-category) */
 } stats;
 
+static ferry_err add_dest(void *arg, const char *name, fy_cursor *c)
+{
+    stats *s = arg;
+    dest *nd = realloc(s->dests, (s->n_dests + 1) * sizeof *nd);
+    if (!nd) {
+        fy_cursor_free(c);
+        return fy_fail(FERRY_ENOMEM, "out of memory");
+    }
+    s->dests = nd;
+    dest *x = &s->dests[s->n_dests++];
+    memset(x, 0, sizeof *x);
+    snprintf(x->name, sizeof x->name, "%s", name);
+    x->c = *c;
+    return FERRY_OK;
+}
+
 static ferry_err load_dests(fy_journal *j, MDB_txn *txn, stats *s)
 {
-    MDB_cursor *cur;
-    MDB_val k, d;
-    int rc = mdb_cursor_open(txn, j->cursors, &cur);
-    if (rc)
-        return fy_fail_lmdb(rc, "journal %s: reading cursors", j->path);
-    ferry_err e = FERRY_OK;
-    for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); !rc; rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
-        dest *nd = realloc(s->dests, (s->n_dests + 1) * sizeof *nd);
-        if (!nd) {
-            e = fy_fail(FERRY_ENOMEM, "out of memory");
-            break;
-        }
-        s->dests = nd;
-        dest *x = &s->dests[s->n_dests];
-        memset(x, 0, sizeof *x);
-        snprintf(x->name, sizeof x->name, "%.*s", (int)k.mv_size, (const char *)k.mv_data);
-        int found;
-        if ((e = fy_cursor_get(j, txn, x->name, &x->c, &found)))
-            break;
-        s->n_dests++;
-    }
-    mdb_cursor_close(cur);
-    if (!e && rc != MDB_NOTFOUND)
-        e = fy_fail_lmdb(rc, "journal %s: reading cursors", j->path);
-    if (!e && s->n_dests == 0) { /* nothing registered yet: the default destination, nothing sent */
-        s->dests = calloc(1, sizeof *s->dests);
-        if (!s->dests)
-            return fy_fail(FERRY_ENOMEM, "out of memory");
-        snprintf(s->dests[0].name, sizeof s->dests[0].name, "%s", FY_DEFAULT_SINK);
-        s->n_dests = 1;
-    }
-    return e;
+    return fy_cursor_each(j, txn, 1, add_dest, s);
 }
 
 static ferry_err count_pending(fy_journal *j, MDB_txn *txn, stats *s)

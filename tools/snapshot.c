@@ -15,45 +15,25 @@ const char *fj_state_name(unsigned s)
     return s == FJ_DEAD ? "dead" : s == FJ_PENDING ? "pending" : "delivered";
 }
 
+static ferry_err add_dest(void *arg, const char *name, fy_cursor *c)
+{
+    fj_snap *s = arg;
+    fj_dest *nd = realloc(s->dests, (s->n_dests + 1) * sizeof *nd);
+    if (!nd) {
+        fy_cursor_free(c);
+        return fy_fail(FERRY_ENOMEM, "out of memory");
+    }
+    s->dests = nd;
+    fj_dest *x = &s->dests[s->n_dests++];
+    memset(x, 0, sizeof *x);
+    snprintf(x->name, sizeof x->name, "%s", name);
+    x->c = *c;
+    return FERRY_OK;
+}
+
 static ferry_err load_dests(fj_snap *s)
 {
-    fy_journal *j = s->j;
-    MDB_cursor *cur;
-    MDB_val k, d;
-    int rc = mdb_cursor_open(s->txn, j->cursors, &cur);
-    if (rc)
-        return fy_fail_lmdb(rc, "journal %s: reading cursors", j->path);
-    ferry_err e = FERRY_OK;
-    for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); !rc; rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
-        if (k.mv_size == 0 || k.mv_size > FY_CAP_MAX_NAME) {
-            e = fy_fail(FERRY_ECORRUPT, "journal %s: cursor name of %zu bytes", j->path, k.mv_size);
-            break;
-        }
-        fj_dest *nd = realloc(s->dests, (s->n_dests + 1) * sizeof *nd);
-        if (!nd) {
-            e = fy_fail(FERRY_ENOMEM, "out of memory");
-            break;
-        }
-        s->dests = nd;
-        fj_dest *x = &s->dests[s->n_dests];
-        memset(x, 0, sizeof *x);
-        memcpy(x->name, k.mv_data, k.mv_size);
-        int found;
-        if ((e = fy_cursor_get(j, s->txn, x->name, &x->c, &found)))
-            break;
-        s->n_dests++;
-    }
-    mdb_cursor_close(cur);
-    if (!e && rc != MDB_NOTFOUND)
-        e = fy_fail_lmdb(rc, "journal %s: reading cursors", j->path);
-    if (!e && s->n_dests == 0) { /* none registered: the implied default, nothing delivered */
-        s->dests = calloc(1, sizeof *s->dests);
-        if (!s->dests)
-            return fy_fail(FERRY_ENOMEM, "out of memory");
-        snprintf(s->dests[0].name, sizeof s->dests[0].name, "%s", FY_DEFAULT_SINK);
-        s->n_dests = 1;
-    }
-    return e;
+    return fy_cursor_each(s->j, s->txn, 1, add_dest, s);
 }
 
 static size_t dest_index(fj_snap *s, const char *name, ferry_err *e)

@@ -1542,12 +1542,12 @@ int fy_service_main(const char *prog, const fy_service_opts *o, const char *jour
 
     /* Signals become readable events; SIGPIPE is off (send uses MSG_NOSIGNAL
      * too). Blocked before any thread starts, so that all inherit the mask. */
-    sigset_t mask, oldmask;
+    sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &mask, &oldmask);
+    pthread_sigmask(SIG_BLOCK, &mask, NULL);
     struct sigaction ign, old_pipe;
     memset(&ign, 0, sizeof ign);
     ign.sa_handler = SIG_IGN;
@@ -1639,20 +1639,17 @@ int fy_service_main(const char *prog, const fy_service_opts *o, const char *jour
     if (s->lfd >= 0)
         close(s->lfd);
     remove_socket(s);
-    if (s->sigfd >= 0) {
-        /* Consume signals that came after the stop (while the last answers
-         * went out), so that restoring the mask does not deliver them. */
-        struct signalfd_siginfo si;
-        while (read(s->sigfd, &si, sizeof si) == (ssize_t)sizeof si)
-            ;
+    if (s->sigfd >= 0)
         close(s->sigfd);
-    }
     if (s->spare_fd >= 0)
         close(s->spare_fd);
     ferry_close(s->j);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     sigaction(SIGPIPE, &old_pipe, NULL);
-    pthread_sigmask(SIG_SETMASK, &oldmask, NULL);
+    /* SIGTERM, SIGINT and SIGHUP stay blocked: the program exits with the
+     * returned status, and one of them arriving after the stop (a second
+     * SIGTERM from systemd, say) must not turn a clean exit into a death by
+     * signal. */
     return status;
 }

@@ -29,7 +29,8 @@ int fy_service_opts_given(const fy_service_opts *o);
 
 /* Runs the service in the foreground: binds the socket (or takes systemd's,
  * see service.c), opens the journal in journal_dir with jopts, and serves
- * until SIGTERM, SIGINT or SIGHUP. Logs to stderr. Returns the exit code:
+ * until SIGTERM, SIGINT or SIGHUP, which stay blocked when it returns (the
+ * caller exits with the result). Logs to stderr. Returns the exit code:
  * 0 after a clean shutdown, 64 bad option value, 69 another service listens
  * on the socket, 73 the socket cannot be created, 74 the journal failed, or
  * the journal's own code when it cannot be opened. */

@@ -94,6 +94,21 @@ class Shutdown(ServiceCase):
         t.join(WAIT)
         c.close()
 
+    def test_signals_during_the_stop_do_not_kill_it(self):
+        # systemd may send SIGTERM again (or SIGHUP/SIGINT) while the service
+        # is already stopping: each must be taken, never turn the clean exit
+        # into a death by signal. Signals as fast as they go until it exits.
+        for _ in range(5):
+            svc = self.start()
+            c = self.client()
+            c.send_events([event(0, i) for i in range(50)])
+            self.assertEqual(len(c.answers(50)), 50)
+            deadline = time.monotonic() + WAIT
+            while svc.proc.poll() is None and time.monotonic() < deadline:
+                svc.send_signal(signal.SIGTERM)
+            self.assertEqual(svc.wait(), EX_OK, svc.log()[-2000:])
+            c.close()
+
 
 if __name__ == "__main__":
     main()

@@ -53,6 +53,8 @@ typedef struct pw_result {
     uint64_t damaged_pages; /* distinct pages found damaged */
     int main_lost;        /* the main database (names of the others) could not be read */
     pw_db db[PW_NDB];
+    int moved;            /* a writer committed during the walk: damage found may be its
+                             rewriting, not damage (walk again) */
     pw_entry *orphans;    /* leaf entries from pages the trees do not reach */
     size_t n_orphans, cap_orphans;
 } pw_result;
@@ -67,9 +69,16 @@ typedef void pw_problem_fn(void *arg, uint64_t pgno, const char *msg);
 int pw_walk(const char *path, int scan_orphans, pw_result *r, pw_problem_fn *cb, void *arg);
 void pw_free(pw_result *r);
 
+/* Whether the walk found damaged pages or lost subtrees or values. */
+int pw_found_damage(const pw_result *r);
+
+/* How often a walk that found damage while a writer committed is repeated. */
+#define PW_TRIES 10
+
 /* For programs about to open the journal in dir: 1 when its live pages are
  * damaged (what: the first problem), 0 when sound, missing or unreadable
- * (opening reports those). Reads every live page once. */
+ * (opening reports those). Reads every live page once, again when a writer
+ * committed meanwhile (pw_result.moved). */
 int pw_journal_damaged(const char *dir, char *what, size_t n);
 
 /* Whether key (kn bytes) lies in one of db's lost ranges. */

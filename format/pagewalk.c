@@ -402,6 +402,18 @@ static int read_meta(walker *w, int m, unsigned char *p, uint64_t *txnid, unsign
     return 0;
 }
 
+/* The transaction of the newer usable meta page now (0: none usable). */
+static uint64_t newest_txnid(walker *w)
+{
+    unsigned char m[160];
+    uint64_t t, newest = 0;
+    unsigned ps;
+    for (int i = 0; i < 2; i++)
+        if (read_meta(w, i, m, &t, &ps) == 0 && t > newest)
+            newest = t;
+    return newest;
+}
+
 int pw_walk(const char *path, int scan_orphans, pw_result *r, pw_problem_fn *cb, void *arg)
 {
     memset(r, 0, sizeof *r);
@@ -548,6 +560,11 @@ int pw_walk(const char *path, int scan_orphans, pw_result *r, pw_problem_fn *cb,
             w.cb = keep;
         }
     }
+    /* The walker is no LMDB reader: nothing pins the snapshot it reads, and
+     * a writer may commit meanwhile. Transaction T's pages are reused from
+     * T + 2 on, so the walk is consistent when the newest meta page still
+     * holds T; otherwise what looked damaged may have been rewritten. */
+    r->moved = meta && newest_txnid(&w) != r->txnid;
     free(w.seen), free(w.bad), free(w.buf);
     close(w.fd);
     return 0;
@@ -590,18 +607,32 @@ int pw_journal_damaged(const char *dir, char *what, size_t n)
 {
     char data[4200];
     struct stat st;
+    snprintf(data, sizeof data, "%s/data.mdb", dir);
+    /* Damage seen while a writer committed is checked again; a journal that
+     * never holds still for PW_TRIES walks is left to LMDB (not confirmed). */
+    for (int attempt = 0; attempt < PW_TRIES; attempt++) {
+        if (n)
+            what[0] = '\0';
+        if (stat(data, &st) != 0 || st.st_size == 0)
+            return 0;
+        pw_result r;
+        first_msg f = {what, n};
+        if (pw_walk(data, 0, &r, keep_first, &f) != 0)
+            return 0;
+        int bad = pw_found_damage(&r), moved = r.moved;
+        pw_free(&r);
+        if (!bad || !moved)
+            return bad;
+    }
     if (n)
         what[0] = '\0';
-    snprintf(data, sizeof data, "%s/data.mdb", dir);
-    if (stat(data, &st) != 0 || st.st_size == 0)
-        return 0;
-    pw_result r;
-    first_msg f = {what, n};
-    if (pw_walk(data, 0, &r, keep_first, &f) != 0)
-        return 0;
-    int bad = r.damaged_pages > 0;
+    return 0;
+}
+
+int pw_found_damage(const pw_result *r)
+{
+    int bad = r->damaged_pages > 0;
     for (int d = 0; d < PW_NDB; d++)
-        bad |= r.db[d].n_lost > 0 || r.db[d].lost_values > 0;
-    pw_free(&r);
+        bad |= r->db[d].n_lost > 0 || r->db[d].lost_values > 0;
     return bad;
 }

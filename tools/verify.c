@@ -20,7 +20,8 @@ typedef struct report {
     const char *subject; /* file or journal path */
     int json;
     uint64_t n;
-    fy_buf list; /* --json: the problems as JSON objects */
+    fy_buf list; /* --json: the problems as JSON objects; text lines when held */
+    int hold;    /* text: keep the lines in list (a walk that may be repeated) */
 } report;
 
 static void problem(report *r, const char *where, int64_t offset, const char *fmt, ...) FY_PRINTF(4, 5);
@@ -44,10 +45,16 @@ static void problem(report *r, const char *where, int64_t offset, const char *fm
         fy_buf_putc(&r->list, '}');
         return;
     }
+    fy_buf line;
+    fy_buf_init(&line, 0);
     if (offset >= 0)
-        fprintf(stdout, "%s: %s at offset %" PRId64 ": %s\n", r->subject, where, offset, msg);
+        fy_buf_printf(r->hold ? &r->list : &line, "%s: %s at offset %" PRId64 ": %s\n", r->subject, where, offset,
+                      msg);
     else
-        fprintf(stdout, "%s: %s: %s\n", r->subject, where, msg);
+        fy_buf_printf(r->hold ? &r->list : &line, "%s: %s: %s\n", r->subject, where, msg);
+    if (line.len)
+        fwrite(line.data, 1, line.len, stdout);
+    fy_buf_free(&line);
 }
 
 /* ---- captures -------------------------------------------------------------- */
@@ -63,7 +70,7 @@ static int verify_capture(const char *path, int json)
     ferry_err e = fj_map_file(path, &m);
     if (e)
         return fj_fail(e);
-    report rp = {path, json, 0, {0}};
+    report rp = {path, json, 0, {0}, 0};
     fy_buf_init(&rp.list, 0);
     unsigned char digest[FY_CAP_DIGEST];
     char hex[2 * FY_CAP_DIGEST + 1] = "", id[33] = "";
@@ -432,7 +439,7 @@ static int verify_journal_lmdb(const char *dir, int json)
 {
     fy_journal j;
     fy_open_opts o = {.readonly = 1};
-    report rp = {dir, json, 0, {0}};
+    report rp = {dir, json, 0, {0}, 0};
     fy_buf_init(&rp.list, 0);
     ferry_err e = fy_journal_open(&j, dir, &o);
     if (e == FERRY_ENOENT || e == FERRY_EACCES || e == FERRY_ENOMEM)
@@ -508,16 +515,25 @@ static int verify_journal(const char *dir, int json)
     snprintf(data, sizeof data, "%s/data.mdb", dir);
     struct stat st;
     if (stat(data, &st) == 0 && st.st_size > 0) {
-        report rp = {dir, json, 0, {0}};
+        report rp = {dir, json, 0, {0}, 1};
         fy_buf_init(&rp.list, 0);
         pw_result r;
-        if (pw_walk(data, 0, &r, page_problem, &rp) == 0) {
-            uint64_t damaged = r.damaged_pages, events = r.db[PW_EVENTS].n, dead = r.db[PW_DEAD].n;
-            int lost = 0;
-            for (int d = 0; d < PW_NDB; d++)
-                lost |= r.db[d].n_lost || r.db[d].lost_values;
+        /* Damage seen while a writer committed (r.moved) is looked at again. */
+        int walked = -1, found = 0, moved = 1;
+        uint64_t damaged = 0, events = 0, dead = 0;
+        for (int attempt = 0; attempt < PW_TRIES && moved && (walked = pw_walk(data, 0, &r, page_problem, &rp)) == 0;
+             attempt++) {
+            damaged = r.damaged_pages, events = r.db[PW_EVENTS].n, dead = r.db[PW_DEAD].n;
+            found = pw_found_damage(&r);
+            moved = found && r.moved;
             pw_free(&r);
-            if (damaged || lost) {
+            if (moved) {
+                fy_buf_reset(&rp.list);
+                rp.n = 0;
+            }
+        }
+        if (walked == 0) {
+            if (found && !moved) {
                 if (json) {
                     fy_buf b;
                     fy_buf_init(&b, 0);
@@ -529,6 +545,8 @@ static int verify_journal(const char *dir, int json)
                     fwrite(b.data, 1, b.len, stdout);
                     fy_buf_free(&b);
                 } else {
+                    if (rp.list.len)
+                        fwrite(rp.list.data, 1, rp.list.len, stdout);
                     printf("%s: %" PRIu64 " problem(s) found: %" PRIu64 " damaged page(s); %" PRIu64
                            " event(s) readable. Stop ferry-record and ferry-replay, then run: " FJ_PROG
                            " -j %s salvage\n", dir, rp.n, damaged, events, dir);

@@ -7,6 +7,7 @@
 #include "fy_journal.h"
 #include "fy_policy.h"
 #include "fy_gaps.h"
+#include "fy_pagewalk.h"
 #include "fy_record.h"
 #include "fy_catalog.h"
 #include "timeline.h"
@@ -102,8 +103,9 @@ static void usage(FILE *f)
 "  -h, --help          show this help\n"
 "  -V, --version       show the version\n"
 "\n"
-"Exit codes: 0 ok, 64 usage, 65 a record could not be decoded (dump goes on) or\n"
-"the journal's format is newer than this program,\n"
+"Exit codes: 0 ok, 64 usage, 65 a record could not be decoded (dump goes on),\n"
+"the journal's pages are damaged (run salvage) or its format is newer than this\n"
+"program,\n"
 "66 no journal there, 73 the output exists (export, copy), 74 I/O error or corrupt\n"
 "journal, 75 the journal is too small (import) or in use (salvage), 78 a bad\n"
 "configuration file; verify: 65 problems found (damaged pages: run salvage).\n");
@@ -988,6 +990,15 @@ static int run(int argc, char **argv)
     if (!dir) {
         fprintf(stderr, PROG ": no journal directory: pass -j DIR or set FERRY_JOURNAL\n");
         return EX_USAGE;
+    }
+    /* LMDB trusts its pages (fy_pagewalk.h): look at them before it does. */
+    char damage[300];
+    if (pw_journal_damaged(dir, damage, sizeof damage)) {
+        fprintf(stderr,
+                PROG ": journal %s is damaged (%s); nothing was read. Stop ferry-record and ferry-replay, then run "
+                "`" PROG " -j %s salvage`: it keeps every readable event and quarantines the rest\n",
+                dir, damage, dir);
+        return EX_DATAERR;
     }
     fy_journal j;
     fy_open_opts o = {.readonly = !cmd->writes};

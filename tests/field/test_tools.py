@@ -254,6 +254,31 @@ class Tools(FieldCase):
         self.assertIn("cursor eu: delivered through seq 40, above the last seq handed out (31)", out)
         self.assertIn("cursor us: out-of-order list is not ascending", out)
 
+    def test_commands_refuse_damaged_pages(self):
+        # LMDB trusts its pages: every command that opens the journal looks
+        # at them first, refuses a damaged journal (65) and names salvage.
+        j = self.journal
+        self.record_into(j, events(300))
+        data = os.path.join(j, "data.mdb")
+        with open(data, "r+b") as f:
+            psize = os.sysconf("SC_PAGE_SIZE")  # LMDB uses the OS page size
+            size = os.fstat(f.fileno()).st_size
+            f.seek(2 * psize)  # meta pages 0 and 1 kept: every other page zeroed
+            f.write(bytes(size - 2 * psize))
+        before = open(data, "rb").read()
+        out = os.path.join(self.tmp, "x.jsonl")
+        for args in (["stat"], ["dump"], ["dead"], ["timeline"], ["tail"], ["requeue", "--all"],
+                     ["export", "--format", "jsonl", "-o", out], ["copy", os.path.join(self.tmp, "copy")],
+                     ["purge", "--all", "--yes"]):
+            p = self.tool(j, *args)
+            err = p.stderr.decode()
+            self.assertEqual(p.returncode, EX_DATAERR, (args, err))
+            self.assertIn("is damaged", err)
+            self.assertIn("salvage", err)
+            self.assertEqual(p.stdout, b"", args)
+        self.assertFalse(os.path.exists(out))
+        self.assertEqual(open(data, "rb").read(), before, "a refused command changed the file")
+
     def test_progress_on_a_terminal(self):
         import pty
         j = self.journal

@@ -1673,7 +1673,7 @@ int main(int argc, char **argv)
             fprintf(stderr, PROG ": --out %s: %s\n", cfg.out, strerror(errno));
             return errno == ENOMEM ? EX_OSERR : EX_IOERR;
         }
-        S.out_fd = open(cfg.out, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        S.out_fd = open(cfg.out, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600); /* events may hold personal data (SECURITY.md) */
         struct stat st;
         if (S.out_fd < 0 || fstat(S.out_fd, &st) != 0) {
             fprintf(stderr, PROG ": --out %s: %s\n", cfg.out, strerror(errno));

@@ -1,6 +1,7 @@
 """ferry-sink: the 200 path, --out content, gzip, keep-alive, /stats, /health."""
 import gzip
 import json
+import os
 import threading
 
 from sinklib import Sink, SinkTest, body, event, main
@@ -21,6 +22,7 @@ class Basic(SinkTest):
             self.assertEqual(s.out_lines(), events)  # written before the answer
         with open(self.out, "rb") as f:
             self.assertEqual(f.read(), b"".join(json.dumps(e, separators=(",", ":")).encode() + b"\n" for e in events))
+        self.assertEqual(os.stat(self.out).st_mode & 0o777, 0o600)  # events may be personal data
 
     def test_out_keeps_the_bytes_as_received(self):
         # Whitespace goes; escapes, number spellings and key order stay.

@@ -38,6 +38,7 @@ typedef struct run {
     int gzip;
     /* this run's counts */
     uint64_t delivered, dead, resent, requests, outside_window;
+    uint64_t losses_reported; /* "[ferry] events lost" notices acknowledged (gaps, loss.c) */
     uint64_t bytes_wire, bytes_raw, pending_start;
     int64_t started_ms, fail_since_ms, last_progress_ms;
     unsigned failures; /* consecutive, for the backoff */
@@ -289,9 +290,10 @@ static int finish(run *r, int code, const char *why)
         fy_buf_free(&b);
         printf(",\"delivered\":%" PRIu64 ",\"dead\":%" PRIu64 ",\"resent\":%" PRIu64
                ",\"resent_outside_dedup_window\":%" PRIu64 ",\"pending\":%" PRIu64 ",\"requests\":%" PRIu64
-               ",\"bytes_sent\":%" PRIu64 ",\"bytes_uncompressed\":%" PRIu64 ",\"seconds\":%.3f}\n",
+               ",\"bytes_sent\":%" PRIu64 ",\"bytes_uncompressed\":%" PRIu64 ",\"losses_reported\":%" PRIu64
+               ",\"held\":%" PRIu64 ",\"seconds\":%.3f}\n",
                r->delivered, r->dead, r->resent, r->outside_window, pending, r->requests, r->bytes_wire,
-               r->bytes_raw, secs);
+               r->bytes_raw, r->losses_reported, r->batch.held, secs);
         fflush(stdout);
     }
     return code;
@@ -516,7 +518,7 @@ static int step(run *r)
         if ((e = with_cursor(r, edit_delivered, NULL)))
             code = journal_fail(r, e);
         else
-            r->delivered += b->n, succeeded(r);
+            r->delivered += b->n, r->losses_reported += b->n_loss, succeeded(r);
         break;
     case RP_REJECTED: {
         dead_list dl = {b->seqs, v.reasons, b->n, r->resp.status};

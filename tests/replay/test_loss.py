@@ -80,9 +80,11 @@ class Loss(ReplayCase):
             self.assertFalse(g["sealed"])
 
         with self.sink() as sink:
-            self.replay(sink, *REPLAY_ARGS, check=0)
+            summary = json.loads(self.replay(sink, *REPLAY_ARGS, check=0).stdout)
             loss, regular = self.split(self.accepted())
             self.assert_loss_events(loss, gaps)
+            self.assertEqual((summary["losses_reported"], summary["delivered"], summary["held"]),
+                             (len(loss), len(regular), 0))
             self.assertEqual(sum(e["event_properties"]["count"] for e in loss) + len(regular), 5000)
             per_dev = self.lost_markers_per_device(
                 [(e["event_properties"]["marker"], e["device_id"]) for e in recorded], regular)

@@ -191,8 +191,11 @@ class TestTime(TimeCase):
                             "event_properties": {"marker": "mine-%d" % i}} for i in range(2)])
         self.append_raw([record_bytes(BAD, self.ev("other-boot", BAD), 1000, "33" * 16)])
         with self.sink() as sink:
-            p = self.replay(sink, "--time-floor", "2100-01-01", "--retry-for", "1", "--keep-delivered", check=75)
+            p = self.replay(sink, "--time-floor", "2100-01-01", "--retry-for", "1", "--keep-delivered", "--json",
+                            check=75)
             self.assertIn(b"holding 2 event(s) of this boot", p.stderr)
+            summary = json.loads(p.stdout)
+            self.assertEqual((summary["held"], summary["delivered"], summary["pending"]), (2, 1, 2))
             got = self.by_marker(self.accepted())
             self.assertEqual(set(got), {"other-boot"})
             self.assertIs(got["other-boot"]["event_properties"][UNCORRECTED], True)

@@ -25,8 +25,9 @@
  * group over when the committer is free and either the loop has gone once
  * through every connection with input (a round) or the group holds
  * HANDOFF_EVENTS events. A group is closed at GROUP_MAX_EVENTS events or
- * GROUP_MAX_EST bytes (est_bytes): a transaction may add at most half of the
- * smallest journal's room.
+ * s->group_est bytes (est_bytes): a transaction may add at most half of the
+ * journal's room, and at most GROUP_EST_CAP (larger groups, fewer fsyncs and
+ * fewer pages rewritten per event when the committer is the bottleneck).
  *
  * Two I/O loops (FERRY_SERVICE_IO_THREADS=2 in the environment, two CPUs or
  * more): connections are dealt out to the loops in turn and each loop parses
@@ -57,6 +58,7 @@
 #include "recorder_internal.h"
 #include "fy_cli.h"
 #include "fy_fail.h"
+#include "fy_journal.h" /* FY_QUOTA_PERCENT */
 #include "fy_pagewalk.h"
 
 #include <errno.h>
@@ -91,7 +93,7 @@
 #define MAX_UNANSWERED 1024u       /* lines awaiting an answer, per connection */
 #define OUT_CHUNK (16u << 10)      /* answers formatted per write */
 #define GROUP_MAX_EVENTS 4096u
-#define GROUP_MAX_EST (160u << 10) /* journal bytes of one group, over 2.25 (est_bytes) */
+#define GROUP_EST_CAP (1u << 20)   /* journal bytes of one group, over 2.25 (est_bytes) */
 #define HANDOFF_EVENTS 256u        /* hand a group over mid-round from this many */
 #define DEFAULT_MAX_CLIENTS 256u
 #define DRAIN_MS 5000              /* at shutdown: time left to write the last answers */
@@ -184,6 +186,7 @@ typedef struct svc {
     const ferry_options *jopts;
     unsigned max_clients;
     size_t page;
+    size_t group_est; /* a group's bound in est_bytes units (set once the journal is open) */
     int lfd, sigfd;
     int made_socket; /* the socket file is ours: remove it at exit */
     dev_t sock_dev;
@@ -247,15 +250,15 @@ static void one_line(char *dst, size_t n, const char *src)
     dst[k] = '\0';
 }
 
-/* An event's share of GROUP_MAX_EST, from its line's length. The encoded
+/* An event's share of s->group_est, from its line's length. The encoded
  * record is at most 2.25 times the JSON text plus what the recorder adds
  * (insert_id, time, the record's header: under 96 bytes): no JSON value
  * grows more than "1.5," (4 bytes) into a MessagePack double (9 bytes);
  * strings, integers, literals and containers shrink. Its footprint in the
  * journal follows the journal's rule (a node, or whole overflow pages for
  * records over half a page). The share is that worst footprint divided by
- * 2.25, so a group whose shares stay under GROUP_MAX_EST adds at most 2.25
- * times as many bytes: under half of the smallest journal's room, the most a
+ * 2.25, so a group whose shares stay under s->group_est adds at most 2.25
+ * times as many bytes: under half of the journal's room, the most a
  * transaction may add. Typical events count about their own size. */
 static size_t est_bytes(const svc *s, size_t line_len)
 {
@@ -832,7 +835,7 @@ static int take_line(loop *l, conn *c, const char *p, size_t n)
         return 1;
     }
     cgroup *g = l->fill;
-    if (g->n && (g->n >= GROUP_MAX_EVENTS || g->est + est_bytes(s, len) > GROUP_MAX_EST)) {
+    if (g->n && (g->n >= GROUP_MAX_EVENTS || g->est + est_bytes(s, len) > s->group_est)) {
         if (l->busy) {
             l->group_blocked = 1;
             return 0;
@@ -1579,6 +1582,12 @@ int fy_service_main(const char *prog, const fy_service_opts *o, const char *jour
         if (e) {
             logmsg(s, "%s", ferry_last_error());
             status = fy_cli_exit_code(e);
+        } else {
+            /* Half the room for live data (FY_QUOTA_PERCENT of the bound),
+             * over est_bytes' 2.25. */
+            uint64_t half_room = ferry_journal_bound(s->j) / 100 * FY_QUOTA_PERCENT / 2;
+            uint64_t est = half_room * 4 / 9;
+            s->group_est = (size_t)(est && est < GROUP_EST_CAP ? est : GROUP_EST_CAP); /* 0: opted out */
         }
     }
     unsigned inited = 0;

@@ -37,6 +37,8 @@ enum { PW_META, PW_EVENTS, PW_CURSORS, PW_DEAD, PW_IMPORTED, PW_GAPS, PW_NDB };
 typedef struct pw_db {
     int found;          /* the main database names it */
     uint64_t entries;   /* entry count LMDB recorded for it (when found) */
+    int entries_ok;     /* that count comes from an undamaged record */
+    uint64_t rec_page;  /* the main-database page holding its record */
     pw_entry *e;        /* in key order, from the tree */
     size_t n, cap;
     pw_range *lost;     /* subtrees that could not be read */
@@ -49,9 +51,11 @@ typedef struct pw_result {
     uint64_t file_pages;
     int meta_used;        /* 0 or 1; -1: neither meta page is usable */
     int metas_bad;        /* how many of the two meta pages are damaged */
+    int meta_stale;       /* the meta used may not be the newest (the other is damaged or out of step) */
     uint64_t txnid, mapsize;
     uint64_t damaged_pages; /* distinct pages found damaged */
     int main_lost;        /* the main database (names of the others) could not be read */
+    int free_lost;        /* LMDB's free list could not be read (nothing of ferry's is lost) */
     pw_db db[PW_NDB];
     pw_entry *orphans;    /* leaf entries from pages the trees do not reach */
     size_t n_orphans, cap_orphans;

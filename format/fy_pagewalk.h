@@ -4,9 +4,10 @@
  * in a branch page can make it return MDB_CORRUPTED, MDB_PAGE_NOTFOUND, or
  * read outside the map and crash. This walker reads the file with pread and
  * checks every page before using it (its own number in the header, its
- * type, node offsets inside the page, keys ascending within the bounds its
- * parent gives, overflow runs inside the file), so damage is reported and
- * never followed. What it reads from intact pages is what `salvage` keeps.
+ * exact flags, node offsets inside the page and the nodes packed up to its
+ * end, keys ascending within the bounds its parent gives, overflow runs
+ * inside the used file and on pages nothing else uses, the free list naming
+ * no live page), so damage is reported and never followed. What it reads from intact pages is what `salvage` keeps.
  *
  * Layout of LMDB 0.9 (native word size and byte order), as mdb.c writes it:
  * page header {pgno word, pad u16, flags u16, lower u16, upper u16 | pages

@@ -336,20 +336,25 @@ static void free_entry(walker *w, uint64_t pgno, const unsigned char *node)
     if (node_value(w, pgno, node, &w->fdb, &v, &vn, &owned))
         return;
     uint64_t cnt = vn >= W ? word(v) : 0;
-    if (vn < W || vn % W || cnt != vn / W - 1) {
+    /* (LMDB reserves the record before filling it: it may hold more room
+     * than pages, never fewer.) */
+    if (vn < W || vn % W || cnt > vn / W - 1) {
         report(w, pgno, "a free-list entry of %zu bytes lists %" PRIu64 " page(s)", vn, cnt);
     } else {
         for (uint64_t i = 1; i <= cnt; i++) {
             uint64_t pg = word(v + i * W);
-            if (pg < 2 || pg > w->last_pg || pg >= w->r->file_pages) {
+            /* (A free page may lie past the end of the file: LMDB never
+             * writes a page it freed in the transaction that made it.) */
+            if (pg < 2 || pg > w->last_pg) {
                 report(w, pgno, "the free list names page %" PRIu64 ", outside the used file", pg);
                 break;
             }
-            if (is_seen(w, pg)) {
+            if (pg < w->r->file_pages && is_seen(w, pg)) {
                 report(w, pgno, "the free list names page %" PRIu64 ", which a tree uses", pg);
                 break;
             }
-            w->freed[pg / 8] |= (unsigned char)(1u << (pg % 8));
+            if (pg < w->r->file_pages)
+                w->freed[pg / 8] |= (unsigned char)(1u << (pg % 8));
         }
     }
     if (owned)

@@ -65,6 +65,8 @@ typedef struct walker {
     pw_db fdb;            /* the free database's tree (entries not kept) */
 } walker;
 
+static const char *const db_names[PW_NDB] = {"meta", "events", "cursors", "dead", "imported", "gaps"};
+
 static uint16_t u16(const unsigned char *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 static uint32_t u32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 static uint64_t u64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); return v; }
@@ -373,8 +375,9 @@ static int walk(walker *w, uint64_t pgno, int depth, int want_depth, const unsig
         return 1;
     }
     if (pgno < 2 || pgno >= w->r->file_pages || pgno > w->last_pg) {
-        report(w, P_INVALID, "a reference to page %" PRIu64 " outside the file (%" PRIu64 " pages, last used %" PRIu64 ")",
-               pgno, w->r->file_pages, w->last_pg);
+        report(w, P_INVALID,
+               "a reference to page %" PRIu64 " outside the file (%" PRIu64 " pages, last used %" PRIu64 ")", pgno,
+               w->r->file_pages, w->last_pg);
         add_lost(db, lo, lon, hi, hin);
         return 1;
     }
@@ -453,16 +456,15 @@ static int walk(walker *w, uint64_t pgno, int depth, int want_depth, const unsig
         }
         if (is_main) {
             /* The main database names the others: {name -> MDB_db}. */
-            static const char *const names[PW_NDB] = {"meta", "events", "cursors", "dead", "imported", "gaps"};
             size_t ds = (size_t)u16(node) | (size_t)u16(node + 2) << 16;
             for (int d = 0; d < PW_NDB; d++) {
-                if (ks != strlen(names[d]) || memcmp(node + NODESZ, names[d], ks))
+                if (ks != strlen(db_names[d]) || memcmp(node + NODESZ, db_names[d], ks))
                     continue;
                 /* LMDB opens a name that is not a database record as
                  * MDB_INCOMPATIBLE; ferry makes every database with no flags
                  * (other flags change LMDB's key order). */
                 if (!(nf & F_SUBDATA) || ds != DBSZ || u16(node + NODESZ + ks + DB_FLAGS)) {
-                    report(w, pgno, "the record of database %s is damaged (node flags 0x%x, %zu bytes)", names[d],
+                    report(w, pgno, "the record of database %s is damaged (node flags 0x%x, %zu bytes)", db_names[d],
                            nf, ds);
                     w->r->main_lost = 1;
                     add_lost(&w->r->db[d], NULL, 0, NULL, 0);
@@ -478,7 +480,7 @@ static int walk(walker *w, uint64_t pgno, int depth, int want_depth, const unsig
                 if (root == PG_NONE)
                     continue; /* empty */
                 if (dep == 0 || dep > MAX_DEPTH) {
-                    report(w, pgno, "database %s has an implausible depth %u", names[d], dep);
+                    report(w, pgno, "database %s has an implausible depth %u", db_names[d], dep);
                     add_lost(t, NULL, 0, NULL, 0);
                     continue;
                 }
@@ -680,8 +682,7 @@ int pw_walk(const char *path, int scan_orphans, pw_result *r, pw_problem_fn *cb,
         for (int d = 0; d < PW_NDB; d++) {
             pw_db *t = &r->db[d];
             if (t->found && !t->n_lost && !t->lost_values && t->entries != t->n)
-                report(&w, t->rec_page, "database %s records %" PRIu64 " entries, its tree holds %zu", d == 0 ? "meta"
-                       : d == 1 ? "events" : d == 2 ? "cursors" : d == 3 ? "dead" : d == 4 ? "imported" : "gaps",
+                report(&w, t->rec_page, "database %s records %" PRIu64 " entries, its tree holds %zu", db_names[d],
                        t->entries, t->n);
         }
         for (int d = 0; d < PW_NDB; d++) {

@@ -470,7 +470,8 @@ int fj_cmd_salvage(const char *dir, int argc, char **argv)
         else
             bad_cursors++;
     }
-    int damaged = r.damaged_pages || lost_any || bad_records || bad_cursors || !r.db[PW_META].found || !r.db[PW_EVENTS].found;
+    int damaged = r.damaged_pages || lost_any || bad_records || bad_cursors || !r.db[PW_META].found ||
+                  !r.db[PW_EVENTS].found;
     counts c = {0};
     char tmp[4300] = "", quarantine[4300] = "";
     ferry_err e = FERRY_OK;
@@ -536,7 +537,8 @@ int fj_cmd_salvage(const char *dir, int argc, char **argv)
         fy_json_emit_string(&b, jdir, strlen(jdir));
         fy_buf_printf(&b, ",\"damaged\":%s,\"rebuilt\":%s,\"damaged_pages\":%" PRIu64 ",\"bad_records\":%" PRIu64
                           ",\"bad_cursors\":%" PRIu64,
-                      damaged ? "true" : "false", rebuilt ? "true" : "false", r.damaged_pages, bad_records, bad_cursors);
+                      damaged ? "true" : "false", rebuilt ? "true" : "false", r.damaged_pages, bad_records,
+                      bad_cursors);
         if (rebuilt) {
             fy_buf_printf(&b, ",\"salvaged\":%" PRIu64 ",\"recovered_unreachable\":%" PRIu64 ",\"lost\":%" PRIu64
                               ",\"lost_exact\":%s,\"lost_unknown\":%s,\"stored_before\":%" PRIu64 ",\"dead\":%" PRIu64

@@ -83,6 +83,72 @@ class CorruptTest(unittest.TestCase):
         subprocess.run([BINS.record, "-j", j, "--jsonl", "-"], input=evs.encode(), check=True, capture_output=True)
         return j
 
+    def test_precise_damage(self):
+        """What the page check finds is what LMDB acts on: pad bytes of a page
+        header are ignored; a stray P_DIRTY/P_LOOSE/P_KEEP flag, a node table
+        one node short, a damaged entry count and an undecodable cursor are
+        found; the count is then not trusted and salvage says so."""
+        # a cursor (one replay to ferry-sink), then 3000 pending events
+        j = self.journal(n=20)
+        sink = cl.SinkProc(BINS, self.tmp, cl.KEY)
+        try:
+            p = subprocess.run([BINS.replay, "-j", j, "--once", "--endpoint", sink.url, "--device-rate", "0"],
+                               env=dict(os.environ, FERRY_API_KEY=cl.KEY), capture_output=True, timeout=600)
+            self.assertEqual(p.returncode, 0, p.stderr)
+        finally:
+            sink.stop()
+        evs = "".join(json.dumps({"event_type": "e", "device_id": "device-%04d" % i}) + "\n" for i in range(3000))
+        subprocess.run([BINS.record, "-j", j, "--jsonl", "-"], input=evs.encode(), check=True, capture_output=True)
+        sink_done = subprocess.run([BINS.journal, "-j", j, "dump"], capture_output=True, check=True).stdout
+        data = os.path.join(j, "data.mdb")
+        with open(data, "rb") as f:
+            orig = f.read()
+        pm = cl.page_map(data)
+        ps = pm["psize"]
+        leaf = cl.pick_target(pm, "events-leaf", random.Random(self.seed))
+        main = [p for p in pm if isinstance(p, int) and pm[p][1] == "main"][0]
+
+        def damaged(edit):
+            d = bytearray(orig)
+            edit(d)
+            with open(data, "wb") as f:
+                f.write(d)
+            v = subprocess.run([BINS.journal, "-j", j, "verify"], capture_output=True)
+            self.assertIn(v.returncode, (0, 65), v.stderr)
+            return v.returncode == 65
+
+        def xor(off, val):
+            def f(d):
+                d[off] ^= val
+            return f
+        self.assertFalse(damaged(lambda d: None))
+        self.assertFalse(damaged(xor(leaf * ps + 8, 0xff)), "the pad is ignored")
+        self.assertFalse(damaged(xor(leaf * ps + 9, 0x81)), "the pad is ignored")
+        for bit in (0x10, 0x80, 0x4000, 0x8000):
+            self.assertTrue(damaged(xor(leaf * ps + 10 + (bit > 0xff), bit & 0xff or bit >> 8)), hex(bit))
+        self.assertTrue(damaged(xor(leaf * ps + 12, 0x02)) or damaged(xor(leaf * ps + 12, 0x06)), "lower")
+        # the events record's entry count in the main leaf
+        node = [n for n in cl._nodes(orig, main * ps) if n[3] == b"events"][0]
+        self.assertTrue(damaged(xor(node[4] + 32 + 2, 0x80)))
+        # a cursor that does not decode (its msgpack map header)
+        cur = [p for p in pm if isinstance(p, int) and pm[p][:2] == ("leaf", "cursors")][0]
+        cnode = list(cl._nodes(orig, cur * ps))[0]
+        d2 = bytearray(orig)
+        d2[node[4] + 32 + 2] ^= 0x80
+        d2[cnode[4]] = 0xc1
+        with open(data, "wb") as f:
+            f.write(d2)
+        p = subprocess.run([BINS.journal, "-j", j, "salvage", "--json"], capture_output=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        r = json.loads(p.stdout)
+        self.assertEqual((r["bad_cursors"], r["bad_records"], r["salvaged"]), (1, 0, 3000))
+        self.assertEqual((r["lost_exact"], r["lost_unknown"], r["lost"]), (False, True, 0))
+        self.assertIn(b"0 bad record(s), 1 undecodable cursor(s)", subprocess.run(
+            [BINS.journal, "-j", r["quarantine"], "salvage", "--force", "--out", os.path.join(self.tmp, "again")],
+            capture_output=True).stdout)
+        self.assertEqual(subprocess.run([BINS.journal, "-j", j, "dump"], capture_output=True, check=True).stdout,
+                         sink_done)
+
     def test_sound_journal_is_left_alone(self):
         j = self.journal()
         before = open(os.path.join(j, "data.mdb"), "rb").read()

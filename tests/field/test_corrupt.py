@@ -6,8 +6,8 @@ damaged journal, counts what was lost) and a replay to ferry-sink: every
 event that did not live on the damaged page arrives exactly once, and the
 lost ones are counted in stat "quarantined" (exactly when LMDB's count of
 stored events is readable, else as a lower bound said to be one). Also:
-salvage refuses a journal that is open elsewhere, leaves a sound one alone, and --out keeps
-the original in place. FERRY_TEST_SEED fixes the seed."""
+salvage refuses a journal that is open elsewhere, leaves a sound one alone,
+and --out keeps the original in place. FERRY_TEST_SEED fixes the seed."""
 import json
 import os
 import random
@@ -99,7 +99,7 @@ class CorruptTest(unittest.TestCase):
             sink.stop()
         evs = "".join(json.dumps({"event_type": "e", "device_id": "device-%04d" % i}) + "\n" for i in range(3000))
         subprocess.run([BINS.record, "-j", j, "--jsonl", "-"], input=evs.encode(), check=True, capture_output=True)
-        sink_done = subprocess.run([BINS.journal, "-j", j, "dump"], capture_output=True, check=True).stdout
+        before = subprocess.run([BINS.journal, "-j", j, "dump"], capture_output=True, check=True).stdout
         data = os.path.join(j, "data.mdb")
         with open(data, "rb") as f:
             orig = f.read()
@@ -147,7 +147,7 @@ class CorruptTest(unittest.TestCase):
             [BINS.journal, "-j", r["quarantine"], "salvage", "--force", "--out", os.path.join(self.tmp, "again")],
             capture_output=True).stdout)
         self.assertEqual(subprocess.run([BINS.journal, "-j", j, "dump"], capture_output=True, check=True).stdout,
-                         sink_done)
+                         before)
 
     def test_sound_journal_is_left_alone(self):
         j = self.journal()

@@ -4,9 +4,10 @@
  * in a branch page can make it return MDB_CORRUPTED, MDB_PAGE_NOTFOUND, or
  * read outside the map and crash. This walker reads the file with pread and
  * checks every page before using it (its own number in the header, its
- * type, node offsets inside the page, keys ascending within the bounds its
- * parent gives, overflow runs inside the file), so damage is reported and
- * never followed. What it reads from intact pages is what `salvage` keeps.
+ * exact flags, node offsets inside the page and the nodes packed up to its
+ * end, keys ascending within the bounds its parent gives, overflow runs
+ * inside the used file and on pages nothing else uses, the free list naming
+ * no live page), so damage is reported and never followed. What it reads from intact pages is what `salvage` keeps.
  *
  * Layout of LMDB 0.9 (native word size and byte order), as mdb.c writes it:
  * page header {pgno word, pad u16, flags u16, lower u16, upper u16 | pages
@@ -37,6 +38,8 @@ enum { PW_META, PW_EVENTS, PW_CURSORS, PW_DEAD, PW_IMPORTED, PW_GAPS, PW_NDB };
 typedef struct pw_db {
     int found;          /* the main database names it */
     uint64_t entries;   /* entry count LMDB recorded for it (when found) */
+    int entries_ok;     /* that count comes from an undamaged record */
+    uint64_t rec_page;  /* the main-database page holding its record */
     pw_entry *e;        /* in key order, from the tree */
     size_t n, cap;
     pw_range *lost;     /* subtrees that could not be read */
@@ -49,9 +52,11 @@ typedef struct pw_result {
     uint64_t file_pages;
     int meta_used;        /* 0 or 1; -1: neither meta page is usable */
     int metas_bad;        /* how many of the two meta pages are damaged */
+    int meta_stale;       /* the meta used may not be the newest (the other is damaged or out of step) */
     uint64_t txnid, mapsize;
     uint64_t damaged_pages; /* distinct pages found damaged */
     int main_lost;        /* the main database (names of the others) could not be read */
+    int free_lost;        /* LMDB's free list could not be read (nothing of ferry's is lost) */
     pw_db db[PW_NDB];
     int moved;            /* a writer committed during the walk: damage found may be its
                              rewriting, not damage (walk again) */

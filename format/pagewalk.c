@@ -44,6 +44,9 @@
 #define MM_MAIN (MM_PSIZE + DBSZ)
 #define MM_LAST (MM_PSIZE + 2u * DBSZ)
 #define MM_TXNID (MM_LAST + W)
+#define DB_FLAGS 4u
+#define MDB_INTEGERKEY 0x08u
+#define MAX_MAPSIZE (1ull << 44) /* beyond any journal: a flipped high byte */
 
 typedef struct walker {
     int fd;
@@ -54,7 +57,15 @@ typedef struct walker {
     unsigned char *bad;  /* bitmap: pages found damaged (counted once) */
     unsigned char *buf;  /* one page per depth level */
     int meta_hdr_bad;    /* bit m: meta page m has a damaged header */
+    uint64_t last_pg;    /* the used meta's last page: no live page lies past it */
+    int intkey;          /* keys are native words (the free database) */
+    struct run { uint64_t pg, from, to; } *runs; /* overflow pages [from, to) past what the value needs */
+    size_t n_runs;
+    unsigned char *freed; /* bitmap: pages the free database lists */
+    pw_db fdb;            /* the free database's tree (entries not kept) */
 } walker;
+
+static const char *const db_names[PW_NDB] = {"meta", "events", "cursors", "dead", "imported", "gaps"};
 
 static uint16_t u16(const unsigned char *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 static uint32_t u32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return v; }
@@ -132,6 +143,17 @@ static int keycmp(const unsigned char *a, size_t an, const unsigned char *b, siz
     return c ? c : (an > bn) - (an < bn);
 }
 
+/* Key order of the tree being walked: the free database's keys are
+ * transaction ids, native words compared as integers (MDB_INTEGERKEY). */
+static int wkeycmp(const walker *w, const unsigned char *a, size_t an, const unsigned char *b, size_t bn)
+{
+    if (w->intkey && an == W && bn == W) {
+        uint64_t x = word(a), y = word(b);
+        return (x > y) - (x < y);
+    }
+    return keycmp(a, an, b, bn);
+}
+
 static void add_lost(pw_db *db, const unsigned char *lo, size_t lon, const unsigned char *hi, size_t hin)
 {
     pw_range *nr = realloc(db->lost, (db->n_lost + 1) * sizeof *nr);
@@ -147,6 +169,13 @@ static void add_lost(pw_db *db, const unsigned char *lo, size_t lon, const unsig
     x->hin = (uint16_t)(hin < sizeof x->hi ? hin : sizeof x->hi);
     if (hi)
         memcpy(x->hi, hi, x->hin);
+}
+
+static void free_entries(pw_entry *e, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(e[i].k), free(e[i].v);
+    free(e);
 }
 
 int pw_in_lost(const pw_db *db, const unsigned char *k, size_t kn)
@@ -168,8 +197,12 @@ static int check_page(walker *w, uint64_t pgno, const unsigned char *p, unsigned
         report(w, pgno, "page header names page %" PRIu64 " (overwritten or misplaced)", word(p));
         return -1;
     }
+    /* Exactly the type: LMDB clears P_DIRTY before writing a page, and a
+     * stray bit is not harmless (P_DIRTY makes a writer change the read-only
+     * map in place; P_LOOSE or P_KEEP on the copy a writer makes keeps that
+     * copy from ever being written, so the next tree points to garbage). */
     unsigned flags = u16(p + PG_FLAGS);
-    if ((flags & (P_BRANCH | P_LEAF | P_OVERFLOW | P_META | 0x20u | 0x40u)) != kind) {
+    if (flags != kind) {
         report(w, pgno, "page flags 0x%04x, expected a %s page", flags, kind == P_BRANCH ? "branch" : "leaf");
         return -1;
     }
@@ -183,6 +216,11 @@ static int check_page(walker *w, uint64_t pgno, const unsigned char *p, unsigned
         report(w, pgno, "%s page with no nodes", kind == P_BRANCH ? "branch" : "leaf");
         return -1;
     }
+    /* LMDB keeps the nodes packed from upper to the end of the page (node
+     * add, delete and key update all move them so): the even-rounded node
+     * sizes add up to exactly psize - upper. A changed lower or upper (nodes
+     * dropped from or added to the table) breaks that. */
+    size_t used = 0;
     for (int i = 0; i < n; i++) {
         unsigned off = u16(p + HDR + 2u * (unsigned)i);
         if (off < upper || off + NODESZ > ps || off % 2) {
@@ -204,6 +242,11 @@ static int check_page(walker *w, uint64_t pgno, const unsigned char *p, unsigned
             report(w, pgno, "node %d (key %u bytes) runs past the end of the page", i, ks);
             return -1;
         }
+        used += (end - off + 1) & ~(size_t)1;
+    }
+    if (used != ps - upper) {
+        report(w, pgno, "nodes fill %zu bytes, the page header says %u (a damaged node table)", used, ps - upper);
+        return -1;
     }
     return n;
 }
@@ -230,14 +273,17 @@ static int node_value(walker *w, uint64_t pgno, const unsigned char *node, pw_db
         return -1;
     }
     unsigned char *hdr = w->buf + (size_t)(MAX_DEPTH + 1) * ps;
-    if (read_page(w, op, hdr) || word(hdr) != op || (u16(hdr + PG_FLAGS) & 0x0fu) != P_OVERFLOW) {
+    if (read_page(w, op, hdr) || word(hdr) != op || u16(hdr + PG_FLAGS) != P_OVERFLOW) {
         report(w, op, "overflow page (referenced from page %" PRIu64 ") has a damaged header", pgno);
         if (db)
             db->lost_values++;
         return -1;
     }
     uint64_t pages = u32(hdr + PG_PAGES);
-    if (pages == 0 || op + pages > w->r->file_pages || (uint64_t)ds + HDR > pages * ps) {
+    /* (Past the used meta's last page only for a live tree: an orphan may
+     * come from a newer transaction whose meta page is damaged.) */
+    if (pages == 0 || op + pages > w->r->file_pages || (db && op + pages - 1 > w->last_pg) ||
+        (uint64_t)ds + HDR > pages * ps) {
         report(w, op, "overflow run of %" PRIu64 " page(s) does not hold its %zu-byte value", pages, ds);
         if (db)
             db->lost_values++;
@@ -254,10 +300,67 @@ static int node_value(walker *w, uint64_t pgno, const unsigned char *node, pw_db
             db->lost_values++;
         return -1;
     }
+    /* A run longer than its value needs is legal (LMDB overwrites a dirty
+     * value in place) but its count may be a damaged one: freeing the value
+     * frees them all. Checked once every tree was read: they must be pages
+     * nothing else uses. */
+    uint64_t need = ((uint64_t)ds + HDR - 1) / ps + 1;
+    if (db && pages > need) {
+        struct run *nr = realloc(w->runs, (w->n_runs + 1) * sizeof *nr);
+        if (nr) {
+            w->runs = nr;
+            w->runs[w->n_runs++] = (struct run){op, op + need, op + pages};
+        }
+        pages = need;
+    }
+    for (uint64_t i = 0; i < pages; i++) {
+        if (db && is_seen(w, op + i)) {
+            free(buf);
+            report(w, op, "overflow run of page %" PRIu64 " overlaps page %" PRIu64 " of another structure", op,
+                   op + i);
+            db->lost_values++;
+            return -1;
+        }
+    }
     for (uint64_t i = 0; i < pages; i++)
         mark_seen(w, op + i);
     *v = buf, *vn = ds, *owned = 1;
     return 0;
+}
+
+/* A free-database entry {txnid -> IDL: count, then page numbers}: every
+ * page it lists must be one no tree uses (LMDB hands them out again). */
+static void free_entry(walker *w, uint64_t pgno, const unsigned char *node)
+{
+    unsigned char *v;
+    size_t vn;
+    int owned;
+    if (node_value(w, pgno, node, &w->fdb, &v, &vn, &owned))
+        return;
+    uint64_t cnt = vn >= W ? word(v) : 0;
+    /* (LMDB reserves the record before filling it: it may hold more room
+     * than pages, never fewer.) */
+    if (vn < W || vn % W || cnt > vn / W - 1) {
+        report(w, pgno, "a free-list entry of %zu bytes lists %" PRIu64 " page(s)", vn, cnt);
+    } else {
+        for (uint64_t i = 1; i <= cnt; i++) {
+            uint64_t pg = word(v + i * W);
+            /* (A free page may lie past the end of the file: LMDB never
+             * writes a page it freed in the transaction that made it.) */
+            if (pg < 2 || pg > w->last_pg) {
+                report(w, pgno, "the free list names page %" PRIu64 ", outside the used file", pg);
+                break;
+            }
+            if (pg < w->r->file_pages && is_seen(w, pg)) {
+                report(w, pgno, "the free list names page %" PRIu64 ", which a tree uses", pg);
+                break;
+            }
+            if (pg < w->r->file_pages)
+                w->freed[pg / 8] |= (unsigned char)(1u << (pg % 8));
+        }
+    }
+    if (owned)
+        free(v);
 }
 
 /* Walks the subtree at pgno whose keys lie in [lo, hi). Leaves go to db;
@@ -271,9 +374,10 @@ static int walk(walker *w, uint64_t pgno, int depth, int want_depth, const unsig
         add_lost(db, lo, lon, hi, hin);
         return 1;
     }
-    if (pgno < 2 || pgno >= w->r->file_pages) {
-        report(w, P_INVALID, "a reference to page %" PRIu64 " outside the file (%" PRIu64 " pages)", pgno,
-               w->r->file_pages);
+    if (pgno < 2 || pgno >= w->r->file_pages || pgno > w->last_pg) {
+        report(w, P_INVALID,
+               "a reference to page %" PRIu64 " outside the file (%" PRIu64 " pages, last used %" PRIu64 ")", pgno,
+               w->r->file_pages, w->last_pg);
         add_lost(db, lo, lon, hi, hin);
         return 1;
     }
@@ -303,7 +407,7 @@ static int walk(walker *w, uint64_t pgno, int depth, int want_depth, const unsig
         const unsigned char *k = node + NODESZ;
         if (kind == P_BRANCH && i == 0)
             k = lo, ks = (unsigned)lon;
-        else if ((pk && keycmp(k, ks, pk, pkn) < (i == 0 ? 0 : 1)) || (hi && keycmp(k, ks, hi, hin) >= 0)) {
+        else if ((pk && wkeycmp(w, k, ks, pk, pkn) < (i == 0 ? 0 : 1)) || (hi && wkeycmp(w, k, ks, hi, hin) >= 0)) {
             report(w, pgno, "key %d is out of order or outside its parent's range", i);
             add_lost(db, lo, lon, hi, hin);
             return 1;
@@ -340,25 +444,43 @@ static int walk(walker *w, uint64_t pgno, int depth, int want_depth, const unsig
     for (int i = 0; i < n; i++) {
         const unsigned char *node = p + u16(p + HDR + 2u * (unsigned)i);
         unsigned ks = u16(node + 6), nf = u16(node + 4);
-        if (nf & F_DUPDATA)
-            continue; /* ferry uses no DUPSORT database */
+        /* ferry uses no DUPSORT database; only the main one names others. */
+        if ((nf & F_DUPDATA) || (is_main != 1 && (nf & F_SUBDATA))) {
+            report(w, pgno, "node %d has flags 0x%x, not possible in this database", i, nf);
+            db->lost_values++;
+            continue;
+        }
+        if (is_main == 2) {
+            free_entry(w, pgno, node);
+            continue;
+        }
         if (is_main) {
             /* The main database names the others: {name -> MDB_db}. */
-            static const char *const names[PW_NDB] = {"meta", "events", "cursors", "dead", "imported", "gaps"};
             size_t ds = (size_t)u16(node) | (size_t)u16(node + 2) << 16;
             for (int d = 0; d < PW_NDB; d++) {
-                if (!(nf & F_SUBDATA) || ds != DBSZ || ks != strlen(names[d]) || memcmp(node + NODESZ, names[d], ks))
+                if (ks != strlen(db_names[d]) || memcmp(node + NODESZ, db_names[d], ks))
                     continue;
+                /* LMDB opens a name that is not a database record as
+                 * MDB_INCOMPATIBLE; ferry makes every database with no flags
+                 * (other flags change LMDB's key order). */
+                if (!(nf & F_SUBDATA) || ds != DBSZ || u16(node + NODESZ + ks + DB_FLAGS)) {
+                    report(w, pgno, "the record of database %s is damaged (node flags 0x%x, %zu bytes)", db_names[d],
+                           nf, ds);
+                    w->r->main_lost = 1;
+                    add_lost(&w->r->db[d], NULL, 0, NULL, 0);
+                    continue;
+                }
                 const unsigned char *md = node + NODESZ + ks;
                 pw_db *t = &w->r->db[d];
                 t->found = 1;
+                t->rec_page = pgno;
                 t->entries = word(md + DB_ENTRIES);
                 uint64_t root = word(md + DB_ROOT);
                 unsigned dep = u16(md + DB_DEPTH);
                 if (root == PG_NONE)
                     continue; /* empty */
                 if (dep == 0 || dep > MAX_DEPTH) {
-                    report(w, pgno, "database %s has an implausible depth %u", names[d], dep);
+                    report(w, pgno, "database %s has an implausible depth %u", db_names[d], dep);
                     add_lost(t, NULL, 0, NULL, 0);
                     continue;
                 }
@@ -389,10 +511,21 @@ static int read_meta(walker *w, int m, unsigned char *p, uint64_t *txnid, unsign
      * the newest transaction. */
     if (u32(p + MM_MAGIC) != MDB_MAGIC || u32(p + MM_VERSION) != 1)
         return -1;
-    if (word(p) != (uint64_t)m || (u16(p + PG_FLAGS) & P_META) == 0)
+    if (word(p) != (uint64_t)m || u16(p + PG_FLAGS) != P_META)
         w->meta_hdr_bad |= 1 << m;
     unsigned s = u32(p + MM_PSIZE);
     if (s < 512 || s > 65536 || (s & (s - 1)))
+        return -1;
+    /* The fields LMDB acts on: the databases' flags (they choose its key
+     * order and MDB_INCOMPATIBLE), the roots and the last page (a root
+     * past it, or a last page below a live page, hands live pages out
+     * again), the map size (LMDB maps that much). Page counts, entries and
+     * the address are statistics LMDB does not act on. */
+    uint64_t last = word(p + MM_LAST), mapsize = word(p + MM_MAPSIZE);
+    uint64_t froot = word(p + MM_PSIZE + DB_ROOT), mroot = word(p + MM_MAIN + DB_ROOT);
+    if (u16(p + MM_PSIZE + DB_FLAGS) != MDB_INTEGERKEY || u16(p + MM_MAIN + DB_FLAGS) != 0 || last < 1 ||
+        mapsize > MAX_MAPSIZE || (froot != PG_NONE && (froot < 2 || froot > last)) ||
+        (mroot != PG_NONE && (mroot < 2 || mroot > last)))
         return -1;
     *psize = s;
     *txnid = word(p + MM_TXNID);
@@ -451,9 +584,10 @@ int pw_walk(const char *path, int scan_orphans, pw_result *r, pw_problem_fn *cb,
     size_t bits = (size_t)(r->file_pages / 8 + 1);
     w.seen = calloc(1, bits);
     w.bad = calloc(1, bits);
+    w.freed = calloc(1, bits);
     w.buf = malloc((size_t)(MAX_DEPTH + 2) * r->psize);
-    if (!w.seen || !w.bad || !w.buf) {
-        free(w.seen), free(w.bad), free(w.buf);
+    if (!w.seen || !w.bad || !w.buf || !w.freed) {
+        free(w.seen), free(w.bad), free(w.buf), free(w.freed);
         close(w.fd);
         errno = ENOMEM;
         return -1;
@@ -463,6 +597,7 @@ int pw_walk(const char *path, int scan_orphans, pw_result *r, pw_problem_fn *cb,
     if (!ok1)
         report(&w, 1, "meta page 1 is damaged");
     r->metas_bad = !ok0 + !ok1;
+    r->meta_stale = r->metas_bad > 0;
     for (int m = 0; m < 2; m++)
         if ((w.meta_hdr_bad >> m & 1) && (m ? ok1 : ok0))
             report(&w, (uint64_t)m, "meta page %d has a damaged page header (its content is still used)", m);
@@ -474,6 +609,7 @@ int pw_walk(const char *path, int scan_orphans, pw_result *r, pw_problem_fn *cb,
     /* Healthy metas hold consecutive transactions (or both 0 when new):
      * otherwise a damaged txnid may hide the newest one. */
     int suspect = ok0 && ok1 && (t0 > t1 ? t0 - t1 : t1 - t0) > 1;
+    r->meta_stale |= suspect;
     if (suspect)
         report(&w, t0 > t1 ? 0 : 1, "meta pages hold transactions %" PRIu64 " and %" PRIu64 ", not consecutive",
                t0, t1);
@@ -488,6 +624,7 @@ int pw_walk(const char *path, int scan_orphans, pw_result *r, pw_problem_fn *cb,
         if (root != PG_NONE && (root >= r->file_pages || root > last)) {
             report(&w, (uint64_t)m, "meta page %d points to a main root %" PRIu64 " outside the file", m, root);
             suspect = 1;
+            r->meta_stale = 1;
             continue;
         }
         meta = cand;
@@ -501,21 +638,68 @@ int pw_walk(const char *path, int scan_orphans, pw_result *r, pw_problem_fn *cb,
     } else {
         r->txnid = word(meta + MM_TXNID);
         r->mapsize = word(meta + MM_MAPSIZE);
+        w.last_pg = word(meta + MM_LAST);
         uint64_t root = word(meta + MM_MAIN + DB_ROOT);
         unsigned dep = u16(meta + MM_MAIN + DB_DEPTH);
         if (root != PG_NONE) {
             pw_db main = {0};
-            walk(&w, root, 0, dep ? (int)dep - 1 : 0, NULL, 0, NULL, 0, &main, 1);
-            if (main.n_lost) {
+            if (dep == 0 || dep > MAX_DEPTH) {
+                report(&w, (uint64_t)r->meta_used, "the main database has an implausible depth %u", dep);
+                add_lost(&main, NULL, 0, NULL, 0);
+            } else {
+                walk(&w, root, 0, (int)dep - 1, NULL, 0, NULL, 0, &main, 1);
+            }
+            /* ferry makes meta, events, cursors and dead together: some
+             * without the others is a damaged main database (LMDB would
+             * make a new, empty one in its place). */
+            int req = r->db[PW_META].found + r->db[PW_EVENTS].found + r->db[PW_CURSORS].found + r->db[PW_DEAD].found;
+            if (req > 0 && req < 4 && !main.n_lost && !r->main_lost)
+                report(&w, root, "the main database names %d of the journal's 4 databases", req);
+            if (main.n_lost || main.lost_values || (req > 0 && req < 4)) {
                 r->main_lost = 1;
                 for (int d = 0; d < PW_NDB; d++)
-                    if (!r->db[d].found)
+                    if (!r->db[d].found && !r->db[d].n_lost)
                         add_lost(&r->db[d], NULL, 0, NULL, 0);
             }
             free(main.lost);
             for (size_t i = 0; i < main.n; i++)
                 free(main.e[i].k), free(main.e[i].v);
             free(main.e);
+        }
+        /* The free database, after every other tree: no page it lists may
+         * be one of theirs. */
+        uint64_t froot = word(meta + MM_PSIZE + DB_ROOT);
+        unsigned fdep = u16(meta + MM_PSIZE + DB_DEPTH);
+        if (froot != PG_NONE) {
+            w.intkey = 1;
+            if (fdep == 0 || fdep > MAX_DEPTH)
+                report(&w, (uint64_t)r->meta_used, "the free database has an implausible depth %u", fdep);
+            else
+                walk(&w, froot, 0, (int)fdep - 1, NULL, 0, NULL, 0, &w.fdb, 2);
+            w.intkey = 0;
+            if (w.fdb.n_lost || w.fdb.lost_values)
+                r->free_lost = 1;
+        }
+        /* Overflow runs longer than their values: the extra pages are
+         * freed with the value, so they must be used by nothing else. */
+        for (size_t i = 0; i < w.n_runs; i++)
+            for (uint64_t pg = w.runs[i].from; pg < w.runs[i].to; pg++)
+                if (pg >= r->file_pages || pg > w.last_pg || is_seen(&w, pg) || (w.freed[pg / 8] >> (pg % 8) & 1)) {
+                    report(&w, w.runs[i].pg, "overflow run claims page %" PRIu64 ", which is in use or free", pg);
+                    break;
+                }
+        /* LMDB's entry count of a fully read tree is the number read; a
+         * different one is a damaged record (its page is then reported, and
+         * no count from it is trusted). */
+        for (int d = 0; d < PW_NDB; d++) {
+            pw_db *t = &r->db[d];
+            if (t->found && !t->n_lost && !t->lost_values && t->entries != t->n)
+                report(&w, t->rec_page, "database %s records %" PRIu64 " entries, its tree holds %zu", db_names[d],
+                       t->entries, t->n);
+        }
+        for (int d = 0; d < PW_NDB; d++) {
+            pw_db *t = &r->db[d];
+            t->entries_ok = t->found && !r->main_lost && !(w.bad[t->rec_page / 8] >> (t->rec_page % 8) & 1);
         }
     }
     /* A damaged meta page may have been the newest: its transaction's pages
@@ -565,16 +749,10 @@ int pw_walk(const char *path, int scan_orphans, pw_result *r, pw_problem_fn *cb,
      * T + 2 on, so the walk is consistent when the newest meta page still
      * holds T; otherwise what looked damaged may have been rewritten. */
     r->moved = meta && newest_txnid(&w) != r->txnid;
-    free(w.seen), free(w.bad), free(w.buf);
+    free(w.seen), free(w.bad), free(w.buf), free(w.freed), free(w.runs), free(w.fdb.lost);
+    free_entries(w.fdb.e, w.fdb.n);
     close(w.fd);
     return 0;
-}
-
-static void free_entries(pw_entry *e, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(e[i].k), free(e[i].v);
-    free(e);
 }
 
 void pw_free(pw_result *r)

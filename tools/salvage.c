@@ -108,7 +108,8 @@ static void copy_owner(const char *from, const char *to)
 
 typedef struct counts {
     uint64_t stored_before; /* LMDB's own count of events (0 if unknown) */
-    int stored_known;
+    int stored_known;       /* that count is from an undamaged record of the newest transaction */
+    int lost_unknown;       /* more events may be lost than c.lost counts */
     uint64_t salvaged, recovered, bad_records, lost, dead, dead_bad, cursors, imported, floor;
     uint64_t gaps, gaps_bad; /* eviction gap rows kept, dropped as undecodable */
 } counts;
@@ -209,14 +210,18 @@ static ferry_err rebuild(const char *tmp, const pw_result *r, counts *c)
      * format version, which is this build's. */
     const pw_db *meta = &r->db[PW_META];
     uint64_t floor = 1, quarantined = 0;
+    /* The floor read counts only from a whole, current meta database. */
+    int floor_known = 0;
     for (size_t i = 0; i < meta->n && !e; i++) {
         const pw_entry *x = &meta->e[i];
         if (x->kn == 6 && !memcmp(x->k, "format", 6))
             continue;
         if (x->kn == 10 && !memcmp(x->k, "journal_id", 10) && x->vn != 16)
             continue;
-        if (x->kn == 9 && !memcmp(x->k, "seq_floor", 9) && x->vn == 8)
+        if (x->kn == 9 && !memcmp(x->k, "seq_floor", 9) && x->vn == 8) {
             floor = fy_get_be64(x->v);
+            floor_known = meta->found && !meta->n_lost && !meta->lost_values && !r->meta_stale;
+        }
         if (x->kn == 11 && !memcmp(x->k, "quarantined", 11) && x->vn == 8)
             quarantined = fy_get_be64(x->v);
         e = put_raw(&j, txn, j.meta, x, 0, "meta");
@@ -235,6 +240,8 @@ static ferry_err rebuild(const char *tmp, const pw_result *r, counts *c)
     size_t n = 0;
     if (!all && !e)
         e = fy_fail(FERRY_ENOMEM, "out of memory");
+    if (!all)
+        n_all = 0;
     for (size_t i = 0; i < ev->n && !e; i++) {
         if (ev->e[i].kn != 8 || fy_record_check(ev->e[i].v, ev->e[i].vn)) {
             c->bad_records++;
@@ -271,7 +278,6 @@ static ferry_err rebuild(const char *tmp, const pw_result *r, counts *c)
             e = fy_fail_lmdb(rc, "journal %s: writing events", j.path);
     }
     c->recovered = c->salvaged > from_tree ? c->salvaged - from_tree : 0;
-    free(all);
 
     /* dead letters and import provenance: what decodes */
     const pw_db *dead = &r->db[PW_DEAD];
@@ -315,26 +321,45 @@ static ferry_err rebuild(const char *tmp, const pw_result *r, counts *c)
         }
     }
 
-    /* What was lost: LMDB's own count of stored events, when readable, less
-     * what came through; else the gaps in the sequence above what was
-     * already deleted. */
+    /* What was lost, counting only what can be known:
+     * - LMDB's own count of stored events, from an undamaged record of the
+     *   newest transaction, less what came through: exact;
+     * - else, with the old seq_floor known: every number from the floor up
+     *   to the highest one kept was stored (a deletion raises the floor past
+     *   what it deletes), so the missing ones there are lost; events below
+     *   the floor (kept past a later deletion) or above the highest kept may
+     *   be lost too, uncounted;
+     * - else nothing is counted: unknown. */
     uint64_t last = 0;
     if (!e)
         e = fy_seq_last(&j, txn, &last);
     if (!e)
         e = max_mentioned(&j, txn, &max_seq);
-    c->stored_known = ev->found && !r->main_lost;
-    c->stored_before = ev->entries;
-    uint64_t lost_tree = c->stored_known ? (ev->entries > c->salvaged ? ev->entries - c->salvaged : 0) : 0;
-    if (!c->stored_known && last) {
-        uint64_t low = floor > watermark + 1 ? floor : watermark + 1;
-        lost_tree = last + 1 > low + c->salvaged ? last + 1 - low - c->salvaged : 0;
+    c->stored_known = ev->found && ev->entries_ok && !r->meta_stale;
+    c->stored_before = c->stored_known ? ev->entries : 0;
+    c->lost = 0;
+    if (c->stored_known) {
+        c->lost = ev->entries > c->salvaged ? ev->entries - c->salvaged : 0;
+    } else {
+        c->lost_unknown = 1;
+        if (floor_known && last >= floor) {
+            uint64_t kept = 0;
+            for (size_t i = 0; i < n; i++) {
+                uint64_t seq = fy_get_be64(all[i].k);
+                kept += seq >= floor && (i == 0 || seq != fy_get_be64(all[i - 1].k));
+            }
+            c->lost = last - floor + 1 > kept ? last - floor + 1 - kept : 0;
+        }
     }
-    c->lost = lost_tree;
+    free(all);
     if (max_seq < last)
         max_seq = last;
-    /* The lost events may have had the highest numbers: skip past them. */
-    c->floor = max_seq + c->lost + 1 > floor ? max_seq + c->lost + 1 : floor;
+    /* The lost events may have had the highest numbers: skip past them
+     * (when their number is unknown, past as many as the file could hold). */
+    uint64_t skip = c->lost;
+    if (c->lost_unknown)
+        skip += r->file_pages * r->psize / 32;
+    c->floor = max_seq + skip + 1 > floor ? max_seq + skip + 1 : floor;
     if (!e)
         e = fy_meta_put_u64(&j, txn, "seq_floor", c->floor);
     if (!e)
@@ -434,16 +459,19 @@ int fj_cmd_salvage(const char *dir, int argc, char **argv)
     for (int d = 0; d < PW_NDB; d++)
         lost_any |= r.db[d].n_lost || r.db[d].lost_values;
     /* So do cursor rows that do not decode (a flipped byte inside a value
-     * leaves the page sound): the rebuild drops them, or takes a stale copy. */
+     * leaves the page sound): the rebuild drops them, or takes a stale copy.
+     * Counted apart: a cursor is a destination's position, not an event. */
+    uint64_t bad_cursors = 0;
     for (size_t i = 0; i < r.db[PW_CURSORS].n; i++) {
         const pw_entry *x = &r.db[PW_CURSORS].e[i];
         fy_cursor cur;
         if (fy_cursor_decode(jdir, "?", x->v, x->vn, &cur) == FERRY_OK)
             fy_cursor_free(&cur);
         else
-            bad_records++;
+            bad_cursors++;
     }
-    int damaged = r.damaged_pages || lost_any || bad_records || !r.db[PW_META].found || !r.db[PW_EVENTS].found;
+    int damaged = r.damaged_pages || lost_any || bad_records || bad_cursors || !r.db[PW_META].found ||
+                  !r.db[PW_EVENTS].found;
     counts c = {0};
     char tmp[4300] = "", quarantine[4300] = "";
     ferry_err e = FERRY_OK;
@@ -454,9 +482,9 @@ int fj_cmd_salvage(const char *dir, int argc, char **argv)
                    jdir, (uint64_t)r.db[PW_EVENTS].n);
     } else if (dry) {
         if (!json)
-            printf("%s: %" PRIu64 " damaged page(s), %" PRIu64 " bad record(s); salvage would keep %zu event(s) "
-                   "from the trees%s\n", jdir, r.damaged_pages, bad_records, r.db[PW_EVENTS].n,
-                   r.n_orphans ? " plus what unreachable pages hold" : "");
+            printf("%s: %" PRIu64 " damaged page(s), %" PRIu64 " bad record(s), %" PRIu64 " undecodable cursor(s); "
+                   "salvage would keep %zu event(s) from the trees%s\n", jdir, r.damaged_pages, bad_records,
+                   bad_cursors, r.db[PW_EVENTS].n, r.n_orphans ? " plus what unreachable pages hold" : "");
     } else {
         const char *target = out ? out : jdir;
         snprintf(tmp, sizeof tmp, "%s.salvage-%ld", target, (long)getpid());
@@ -507,14 +535,17 @@ int fj_cmd_salvage(const char *dir, int argc, char **argv)
         fy_buf_init(&b, 0);
         fy_buf_puts(&b, "{\"journal\":");
         fy_json_emit_string(&b, jdir, strlen(jdir));
-        fy_buf_printf(&b, ",\"damaged\":%s,\"rebuilt\":%s,\"damaged_pages\":%" PRIu64 ",\"bad_records\":%" PRIu64,
-                      damaged ? "true" : "false", rebuilt ? "true" : "false", r.damaged_pages, bad_records);
+        fy_buf_printf(&b, ",\"damaged\":%s,\"rebuilt\":%s,\"damaged_pages\":%" PRIu64 ",\"bad_records\":%" PRIu64
+                          ",\"bad_cursors\":%" PRIu64,
+                      damaged ? "true" : "false", rebuilt ? "true" : "false", r.damaged_pages, bad_records,
+                      bad_cursors);
         if (rebuilt) {
             fy_buf_printf(&b, ",\"salvaged\":%" PRIu64 ",\"recovered_unreachable\":%" PRIu64 ",\"lost\":%" PRIu64
-                              ",\"lost_exact\":%s,\"stored_before\":%" PRIu64 ",\"dead\":%" PRIu64
+                              ",\"lost_exact\":%s,\"lost_unknown\":%s,\"stored_before\":%" PRIu64 ",\"dead\":%" PRIu64
                               ",\"dead_lost\":%" PRIu64 ",\"cursors\":%" PRIu64 ",\"gaps\":%" PRIu64
                               ",\"gaps_lost\":%" PRIu64 ",\"seq_floor\":%" PRIu64 ",\"out\":",
-                          c.salvaged, c.recovered, c.lost, c.stored_known ? "true" : "false", c.stored_before, c.dead,
+                          c.salvaged, c.recovered, c.lost, c.stored_known ? "true" : "false",
+                          c.lost_unknown ? "true" : "false", c.stored_before, c.dead,
                           c.dead_bad, c.cursors, c.gaps, c.gaps_bad, c.floor);
             const char *o = out ? out : jdir;
             fy_json_emit_string(&b, o, strlen(o));
@@ -531,9 +562,11 @@ int fj_cmd_salvage(const char *dir, int argc, char **argv)
         printf("%s: salvaged %" PRIu64 " event(s) (%" PRIu64 " from unreachable pages), %" PRIu64
                " dead letter(s), %" PRIu64 " cursor(s) into %s\n",
                jdir, c.salvaged, c.recovered, c.dead, c.cursors, out ? out : jdir);
-        printf("%s: lost %" PRIu64 " event(s)%s (%" PRIu64 " damaged page(s), %" PRIu64
-               " bad record(s)), counted in meta \"quarantined\"; sequence numbers continue at %" PRIu64 "\n",
-               jdir, c.lost, c.stored_known ? "" : " (estimated from gaps)", r.damaged_pages, bad_records, c.floor);
+        printf("%s: lost %s%" PRIu64 " event(s)%s (%" PRIu64 " damaged page(s), %" PRIu64 " bad record(s), %" PRIu64
+               " undecodable cursor(s)), counted in meta \"quarantined\"; sequence numbers continue at %" PRIu64 "\n",
+               jdir, c.lost_unknown ? "at least " : "", c.lost,
+               c.lost_unknown ? " (LMDB's count of stored events is unreadable: how many more is unknown)" : "",
+               r.damaged_pages, bad_records, bad_cursors, c.floor);
         if (c.gaps || c.gaps_bad)
             printf("%s: %" PRIu64 " unreported eviction gap(s) kept, %" PRIu64 " dropped as unreadable\n", jdir,
                    c.gaps, c.gaps_bad);

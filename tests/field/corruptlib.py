@@ -126,10 +126,20 @@ def pick_target(pm, kind, rng):
     return rng.choice(sorted(cands)) if cands else None
 
 
-def damage(path, pm, pg, rng, how):
+# Bytes of a page header LMDB never acts on (outside a LEAF2 page): mp_pad.
+# Every other header byte matters: the page number (LMDB frees a page by the
+# number in its header), the flags (a stray P_DIRTY makes a writer change the
+# read-only map; P_LOOSE/P_KEEP keep the writer's copy from being written, so
+# the next tree points to garbage), lower/upper (which nodes exist) and an
+# overflow run's page count (how many pages freeing the value frees).
+HARMLESS_HEADER = {8, 9}
+
+
+def damage(path, pm, pg, rng, how, flipped=None):
     """Flips bytes of page pg: 'header' (page number/flags/bounds), 'body'
     (a few random bytes) or 'zero' (the whole page zeroed, a torn write).
-    Returns the seqs that lived only on that page."""
+    Returns the seqs that lived only on that page; flipped (a list) gets the
+    offsets changed."""
     psize = pm["psize"]
     with open(path, "r+b") as f:
         if how == "zero":
@@ -144,6 +154,8 @@ def damage(path, pm, pg, rng, how):
                 offs = rng.sample(range(16, psize), 8)
             for o in offs:
                 page[o] ^= 1 << rng.randrange(8) | 0x80
+            if flipped is not None:
+                flipped.extend(offs)
             f.seek(pg * psize)
             f.write(page)
     kind = pm.get(pg, ("free", None, []))
@@ -225,7 +237,8 @@ def one_case(bins, workdir, seed, kind, how, log):
         pg = pick_target(pm, kind, rng)
         if pg is None:
             return {"skipped": True, "kind": kind}
-        only_there = damage(data, pm, pg, rng, how)
+        flipped = []
+        only_there = damage(data, pm, pg, rng, how, flipped)
         log("damaged page %d (%s, %s): %d event(s) lived there" % (pg, pm.get(pg, ("free",))[0], how,
                                                                   len(only_there)))
 
@@ -259,11 +272,21 @@ def one_case(bins, workdir, seed, kind, how, log):
     assert not unexpected, "%d event(s) arrived that were never pending" % len(unexpected)
     beyond = lost - only_there
     assert not beyond, "lost %d event(s) that were not on the damaged page: %s" % (len(beyond), sorted(beyond)[:10])
-    if sv.get("rebuilt") and sv.get("lost_exact"):
-        assert sv["lost"] == len(lost), "salvage counted %d lost, %d are" % (sv["lost"], len(lost))
+    if sv.get("rebuilt"):
+        # Exact when LMDB's count of stored events was readable; else a
+        # lower bound (only what can be known is counted), never more than
+        # was lost, and said to be one.
+        if sv["lost_exact"]:
+            assert not sv["lost_unknown"]
+            assert sv["lost"] == len(lost), "salvage counted %d lost, %d are" % (sv["lost"], len(lost))
+        else:
+            assert sv["lost_unknown"], sv
+            assert sv["lost"] <= len(lost), "salvage counted at least %d lost, %d are" % (sv["lost"], len(lost))
         assert st.get("quarantined") == sv["lost"], (st.get("quarantined"), sv["lost"])
     return {"skipped": False, "kind": kind, "how": how, "page": pg, "pending": len(want),
             "recorded": len(want) + len(delivered_before), "lost": len(lost),
             "on_damaged_page": len(only_there), "beyond": len(beyond), "duplicates": stats.get("duplicates", 0),
             "delivered": len(got - delivered_before), "verify": v.returncode, "replay_before": rp.returncode,
-            "salvaged": sv.get("salvaged"), "recovered_unreachable": sv.get("recovered_unreachable", 0)}
+            "salvaged": sv.get("salvaged"), "recovered_unreachable": sv.get("recovered_unreachable", 0),
+            "rebuilt": bool(sv.get("rebuilt")), "lost_exact": bool(sv.get("lost_exact")),
+            "harmless": how == "header" and set(flipped) <= HARMLESS_HEADER}

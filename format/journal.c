@@ -465,8 +465,21 @@ static ferry_err open_dbis(fy_journal *j, MDB_txn *txn, int create)
     int rc = mdb_dbi_open(txn, NULL, 0, &main_dbi);
     if (rc)
         return fy_fail_lmdb(rc, "journal %s: opening the main database", j->path);
+    int had_meta = 0;
     for (size_t i = 0; i < 4; i++) {
         rc = mdb_dbi_open(txn, names[i], 0, dbis[i]);
+        if (i == 0)
+            had_meta = rc == 0;
+        /* All four are made in one transaction: one missing beside an
+         * existing meta is damage (the main database lost its record), never
+         * a reason to start it again empty. */
+        if (rc == MDB_NOTFOUND && had_meta) {
+            MDB_val k = fy_mval(META_FORMAT, strlen(META_FORMAT)), d;
+            if (mdb_get(txn, j->meta, &k, &d) == 0)
+                return fy_fail(FERRY_ECORRUPT, "journal %s is damaged: its \"%s\" database is missing (run "
+                               "`ferry-journal -j %s salvage`)", j->path, names[i], j->path);
+            return fy_fail(FERRY_ECORRUPT, "%s is not a ferry journal (no \"%s\" database)", j->path, names[i]);
+        }
         if (rc == MDB_NOTFOUND && create) {
             if (i == 0) {
                 /* Only ever initialise an empty environment as a journal. */

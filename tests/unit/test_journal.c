@@ -903,6 +903,49 @@ static void test_foreign_env_with_meta_key_refused(void **state)
     expect_foreign_untouched(f->dir);
 }
 
+/* A journal whose main database lost a database's record (a damaged page)
+ * is refused as damaged, never given a new, empty database of that name. */
+static void test_lost_database_record_refused(void **state)
+{
+    fixture *f = *state;
+    static const char *const names[] = {"events", "cursors", "dead"};
+    for (size_t i = 0; i < 3; i++) {
+        jopen(f, 0);
+        MDB_txn *txn;
+        assert_int_equal(fy_txn_begin(&f->j, 0, &txn), FERRY_OK);
+        uint64_t seq;
+        assert_int_equal(fy_seq_next(&f->j, txn, &seq), FERRY_OK);
+        assert_int_equal(fy_txn_commit(&f->j, txn, "seq"), FERRY_OK);
+        fy_journal_close(&f->j);
+        f->open = 0;
+        /* what a lost record of the main database looks like to LMDB */
+        MDB_env *env;
+        MDB_dbi dbi;
+        assert_int_equal(mdb_env_create(&env), 0);
+        assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+        assert_int_equal(mdb_env_open(env, f->dir, 0, 0600), 0);
+        assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+        assert_int_equal(mdb_dbi_open(txn, names[i], 0, &dbi), 0);
+        assert_int_equal(mdb_drop(txn, dbi, 1), 0);
+        assert_int_equal(mdb_txn_commit(txn), 0);
+        mdb_env_close(env);
+        fy_open_opts o = {.create = 1};
+        assert_int_equal(fy_journal_open(&f->j, f->dir, &o), FERRY_ECORRUPT);
+        assert_error_mentions("is damaged");
+        assert_error_mentions(names[i]);
+        assert_error_mentions("salvage");
+        /* and nothing was made in its place */
+        assert_int_equal(mdb_env_create(&env), 0);
+        assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+        assert_int_equal(mdb_env_open(env, f->dir, MDB_RDONLY, 0600), 0);
+        assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+        assert_int_equal(mdb_dbi_open(txn, names[i], 0, &dbi), MDB_NOTFOUND);
+        mdb_txn_abort(txn);
+        mdb_env_close(env);
+        tu_rmrf(f->dir);
+    }
+}
+
 static void test_missing_journal(void **state)
 {
     fixture *f = *state;
@@ -986,6 +1029,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_foreign_env_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreign_env_with_meta_db_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreign_env_with_meta_key_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lost_database_record_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_journal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_and_bounds, setup, teardown),
     };

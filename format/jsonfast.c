@@ -13,7 +13,9 @@
  *
  * Declined (the reference path decides, usually with an error):
  *   - anything yajl refuses, and its laxities: a top level that is not an
- *     object, \f and \v as whitespace (refused by a prescan), and every \u
+ *     object, \f and \v as whitespace (refused by a prescan), anything but
+ *     whitespace after the object (yajl 2.1 lets an unterminated string
+ *     through there: fuzz_json found `{...}"x`), and every \u
  *     escape (yajl turns lone surrogates into '?' where Jansson refuses
  *     them, and \u0000 needs JSON_ALLOW_NUL);
  *   - any NUL or other control byte outside \t \n \r; any byte sequence
@@ -92,6 +94,8 @@ struct fy_jsonfast {
     const fy_stamp *st;
     const char *gen_insert_id;
     msgpack_packer pk;
+    yajl_handle h;
+    size_t end; /* the text's bytes up to the event's closing brace */
     int failed; /* a write failed */
     int done;   /* the top-level object ended */
     unsigned depth;
@@ -465,8 +469,10 @@ static int close_container(fy_jsonfast *f)
         h[2] = (char)(n & 0xffu);
     }
     f->nkeys = l->kstart;
-    if (--f->depth == 0)
+    if (--f->depth == 0) {
         f->done = 1;
+        f->end = yajl_get_bytes_consumed(f->h);
+    }
     return 1;
 }
 
@@ -496,7 +502,7 @@ static int run(fy_jsonfast *f, const unsigned char *text, size_t len, size_t sta
     int clock = fy_record_head(f->st, head);
     if (out_write(f, (const char *)head, sizeof head) || msgpack_pack_int64(&f->pk, f->st->wall_ms))
         return 0;
-    yajl_handle h = yajl_alloc(&callbacks, &f->afs, f);
+    yajl_handle h = f->h = yajl_alloc(&callbacks, &f->afs, f);
     if (!h)
         return 0;
     yajl_config(h, yajl_dont_validate_strings, 1); /* prescan validated the whole text */
@@ -505,6 +511,13 @@ static int run(fy_jsonfast *f, const unsigned char *text, size_t len, size_t sta
         s = yajl_complete_parse(h);
     if (s != yajl_status_ok || !f->done || f->failed)
         return 0;
+    /* the event ended at its '}' (during yajl_parse, which counts the bytes
+     * consumed), and only whitespace follows */
+    if (f->end == 0 || f->end > len || text[f->end - 1] != '}')
+        return 0;
+    for (size_t i = f->end; i < len; i++)
+        if (text[i] != ' ' && text[i] != '\t' && text[i] != '\n' && text[i] != '\r')
+            return 0;
     if (clock && (msgpack_pack_int64(&f->pk, f->st->mono_ms) ||
                   msgpack_pack_str_with_body(&f->pk, f->st->boot_id, FY_BOOT_ID_LEN)))
         return 0;
@@ -526,6 +539,7 @@ int fy_jsonfast_encode(fy_jsonfast **fp, const char *text, size_t len, const fy_
     f->st = st;
     f->gen_insert_id = gen_insert_id;
     f->failed = f->done = 0;
+    f->end = 0;
     f->depth = 0;
     f->nkeys = 0;
     f->field = F_NONE;

@@ -463,6 +463,14 @@ static void test_structure(void **state)
     check("null", DECLINE);
     check("{}", DECLINE);
     check(EV("") " x", DECLINE);
+    check(EV("") "\"", DECLINE); /* yajl 2.1 takes an unterminated string after the value */
+    check(EV("") " \"x}", DECLINE);
+    check(EV("") "\"-324,f", DECLINE);
+    check(EV("") " 5", DECLINE);
+    check(EV("") " tru", DECLINE);
+    check(EV("") " [", DECLINE);
+    check(EV("") " {", DECLINE);
+    check(EV("") " -", DECLINE);
     check(EV("") EV(""), DECLINE);
     check(EV("") ",", DECLINE);
     check(EV("") "}", DECLINE);

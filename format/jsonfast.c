@@ -240,7 +240,19 @@ static int out_write(void *data, const char *buf, size_t len)
  * 0 when the text has any of it. */
 static int prescan(const unsigned char *p, size_t n)
 {
+    const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
     for (size_t i = 0; i < n; i++) {
+        /* 8 plain bytes at a time: none >= 0x80, < 0x20 or a backslash */
+        while (n - i >= 8) {
+            uint64_t w;
+            memcpy(&w, p + i, 8);
+            uint64_t bs = w ^ (ones * '\\');
+            if (((w | ((w - ones * 0x20) & ~w) | ((bs - ones) & ~bs)) & high) != 0)
+                break;
+            i += 8;
+        }
+        if (i == n)
+            break;
         unsigned char c = p[i];
         if (c >= 0x20 && c < 0x80 && c != '\\')
             continue;
@@ -315,21 +327,20 @@ static int cb_boolean(void *ctx, int b)
 static int cb_number(void *ctx, const char *s, size_t n)
 {
     fy_jsonfast *f = ctx;
-    if (!memchr(s, '.', n) && !memchr(s, 'e', n) && !memchr(s, 'E', n)) {
-        size_t i = 0;
-        int neg = n > 0 && s[0] == '-';
-        i += (size_t)neg;
-        if (i == n)
-            return 0;
-        uint64_t u = 0;
-        for (; i < n; i++) {
-            if (s[i] < '0' || s[i] > '9')
-                return 0;
-            unsigned d = (unsigned)(s[i] - '0');
-            if (u > (UINT64_MAX - d) / 10)
-                return 0;
+    int neg = n > 0 && s[0] == '-';
+    size_t i = (size_t)neg;
+    uint64_t u = 0;
+    int over = 0; /* past UINT64_MAX: declined if an integer */
+    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+        unsigned d = (unsigned)(s[i] - '0');
+        if (u > (UINT64_MAX - d) / 10)
+            over = 1;
+        else
             u = u * 10 + d;
-        }
+    }
+    if (i == n) {
+        if (over || n == (size_t)neg)
+            return 0;
         int64_t v;
         if (neg) {
             if (u > (uint64_t)INT64_MAX + 1)
@@ -342,6 +353,8 @@ static int cb_number(void *ctx, const char *s, size_t n)
         }
         return value(f, K_INT, 0, v) && !msgpack_pack_int64(&f->pk, v);
     }
+    if (s[i] != '.' && s[i] != 'e' && s[i] != 'E')
+        return 0;
     char buf[64];
     if (n >= sizeof buf)
         return 0;
@@ -391,8 +404,10 @@ static enum field top_field(const unsigned char *k, size_t n)
         {"user_properties", F_OBJECT}, {"groups", F_OBJECT}, {"group_properties", F_OBJECT},
         {"session_id", F_INTEGER}, {"event_id", F_INTEGER},
     };
+    if (n < 4 || n > 16 || !memchr("eudtisg", k[0], 7))
+        return F_NONE;
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
-        if (strlen(fields[i].name) == n && memcmp(fields[i].name, k, n) == 0)
+        if (fields[i].name[0] == k[0] && strlen(fields[i].name) == n && memcmp(fields[i].name, k, n) == 0)
             return fields[i].f;
     return F_NONE;
 }
@@ -403,9 +418,8 @@ static int cb_map_key(void *ctx, const unsigned char *k, size_t n)
     level *l = &f->lv[f->depth - 1];
     if (++l->count > MAX_KEYS || f->nkeys == KEY_STACK || n > UINT32_MAX)
         return 0;
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ k[i]) * 16777619u;
+    /* a cheap fingerprint before memcmp: first and last byte, length */
+    uint32_t h = n ? (uint32_t)k[0] << 24 | (uint32_t)k[n - 1] << 16 | (uint32_t)(n & 0xffffu) : 0;
     for (uint32_t i = l->kstart; i < f->nkeys; i++) {
         const keyrec *r = &f->keys[i];
         if (r->hash == h && r->len == n && memcmp(f->out->data + r->off, k, n) == 0)

@@ -46,7 +46,7 @@
  * block kept across calls (an ordinary event needs nothing else), more
  * blocks chained from malloc as needed and freed at the end of the call;
  * free is a no-op. When malloc fails, the arena longjmps out of yajl back to
- * encode(), which declines. */
+ * fy_jsonfast_encode, which declines. */
 #include "fy_jsonfast.h"
 
 #include <errno.h>

@@ -64,6 +64,14 @@ ferry_err fy_record_encode(json_t *event, int64_t now_ms, const char *gen_insert
  * format 1.1); otherwise it is the 4-element record of fy_record_encode. */
 ferry_err fy_record_encode_stamped(json_t *event, const fy_stamp *st, const char *gen_insert_id, fy_buf *out);
 
+/* The first FY_RECORD_HEAD_BYTES of a record made with stamp st (array
+ * header, version, CRC placeholder); returns 1 when the record gets elements
+ * 4 and 5. fy_record_seal writes the CRC of the finished record rec[0..len).
+ * (For other encoders of the same records: jsonfast.c.) */
+#define FY_RECORD_HEAD_BYTES 7u
+int fy_record_head(const fy_stamp *st, unsigned char head[FY_RECORD_HEAD_BYTES]);
+void fy_record_seal(void *rec, size_t len);
+
 /* Full check of an encoded record: CRC, bounded sizes and depth (walked
  * before msgpack-c allocates anything), allowed types only, required event
  * fields, no trailing bytes. */

@@ -289,12 +289,31 @@ ferry_err fy_record_encode(json_t *event, int64_t now_ms, const char *gen_insert
     return fy_record_encode_stamped(event, &st, gen_insert_id, out);
 }
 
-ferry_err fy_record_encode_stamped(json_t *event, const fy_stamp *st, const char *gen_insert_id, fy_buf *out)
+_Static_assert(FY_RECORD_HEAD_BYTES == CRC_END, "record head");
+
+int fy_record_head(const fy_stamp *st, unsigned char head[FY_RECORD_HEAD_BYTES])
 {
-    int64_t now_ms = st->wall_ms;
     /* Elements 4 and 5 only together: a monotonic time means nothing
      * without the boot it counts from. */
     int clock = st->mono_ms >= 0 && strlen(st->boot_id) == FY_BOOT_ID_LEN;
+    const unsigned char h[CRC_END] = {clock ? 0x96 : 0x94, FY_RECORD_VERSION, 0xce, 0, 0, 0, 0};
+    memcpy(head, h, sizeof h);
+    return clock;
+}
+
+void fy_record_seal(void *record, size_t len)
+{
+    unsigned char *rec = record;
+    uint32_t crc = (uint32_t)crc32(0L, rec + CRC_END, (uInt)(len - CRC_END));
+    for (unsigned i = 0; i < 4; i++)
+        rec[CRC_OFFSET + 1 + i] = (unsigned char)(crc >> (24 - 8 * i));
+}
+
+ferry_err fy_record_encode_stamped(json_t *event, const fy_stamp *st, const char *gen_insert_id, fy_buf *out)
+{
+    int64_t now_ms = st->wall_ms;
+    unsigned char head[CRC_END];
+    int clock = fy_record_head(st, head);
     ferry_err e = check_event(event);
     if (e)
         return e;
@@ -314,7 +333,6 @@ ferry_err fy_record_encode_stamped(json_t *event, const fy_stamp *st, const char
     packctx c = {out, FERRY_OK};
     msgpack_packer pk;
     msgpack_packer_init(&pk, &c, pack_write);
-    const unsigned char head[CRC_END] = {clock ? 0x96 : 0x94, FY_RECORD_VERSION, 0xce, 0, 0, 0, 0};
     if (pack_write(&c, (const char *)head, sizeof head) || msgpack_pack_int64(&pk, now_ms))
         e = pack_fail(&c);
     else
@@ -327,10 +345,7 @@ ferry_err fy_record_encode_stamped(json_t *event, const fy_stamp *st, const char
         out->len = start;
         return e;
     }
-    unsigned char *rec = (unsigned char *)out->data + start;
-    uint32_t crc = (uint32_t)crc32(0L, rec + CRC_END, (uInt)(out->len - start - CRC_END));
-    for (unsigned i = 0; i < 4; i++)
-        rec[CRC_OFFSET + 1 + i] = (unsigned char)(crc >> (24 - 8 * i));
+    fy_record_seal(out->data + start, out->len - start);
     return FERRY_OK;
 }
 

@@ -5,6 +5,7 @@
 #include "fy_cli.h"
 #include "fy_fail.h"
 #include "fy_journal.h"
+#include "fy_jsonfast.h"
 #include "fy_policy.h"
 #include "fy_record.h"
 
@@ -35,6 +36,7 @@ struct ferry_batch {
      * batch into its commit. */
     fy_policy *policy;
     fy_policy_counts counts;
+    fy_jsonfast *fast; /* ferry_batch_add_json's fast path (yajl), made on first use */
 };
 
 const char *ferry_version(void) { return FERRY_VERSION; }
@@ -132,6 +134,7 @@ void ferry_batch_free(ferry_batch *b)
     fy_buf_free(&b->data);
     free(b->ends);
     fy_policy_unref(b->policy);
+    fy_jsonfast_free(b->fast);
     free(b);
 }
 
@@ -181,18 +184,25 @@ ferry_err ferry_batch_use_policy_of(ferry_batch *b, const ferry_journal *j)
  * the replayer corrects a wall clock that was wrong at boot from the other
  * two); takes the reference to `ev`. Every recorded event passes here
  * (or through refilter, which calls it). */
+/* Room for one more record end; 0 when out of memory (nothing reported). */
+static int room_for_one(ferry_batch *b)
+{
+    if (b->n < b->cap)
+        return 1;
+    size_t cap = b->cap ? b->cap * 2 : 64;
+    size_t *p = realloc(b->ends, cap * sizeof *p);
+    if (!p)
+        return 0;
+    b->ends = p, b->cap = cap;
+    return 1;
+}
+
 static ferry_err batch_add_object(ferry_batch *b, json_t *ev, const fy_stamp *st)
 {
     fy_policy_counts counts = {0, 0};
     ferry_err e = fy_policy_apply(b->policy, ev, &counts);
-    if (!e && b->n == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 64;
-        size_t *p = realloc(b->ends, cap * sizeof *p);
-        if (!p)
-            e = fy_fail(FERRY_ENOMEM, "out of memory");
-        else
-            b->ends = p, b->cap = cap;
-    }
+    if (!e && !room_for_one(b))
+        e = fy_fail(FERRY_ENOMEM, "out of memory");
     char uuid[FY_UUID_LEN + 1];
     if (!e && !json_object_get(ev, "insert_id"))
         e = fy_uuid4(uuid);
@@ -207,14 +217,22 @@ static ferry_err batch_add_object(ferry_batch *b, json_t *ev, const fy_stamp *st
     return e;
 }
 
+/* Without a policy, the fast path (jsonfast.c, yajl) writes the record when
+ * it is sure to write what the Jansson path below would; when it declines,
+ * the Jansson path runs and gives the record or the error. */
 ferry_err ferry_batch_add_json(ferry_batch *b, const char *json, size_t len)
 {
+    fy_stamp st;
+    fy_stamp_now(&st);
+    if (fy_policy_empty(b->policy) && room_for_one(b) &&
+        fy_jsonfast_encode(&b->fast, json, len, &st, NULL, &b->data)) {
+        b->ends[b->n++] = b->data.len;
+        return FERRY_OK;
+    }
     json_t *ev;
     ferry_err e = fy_json_parse_event(json, len, &ev);
     if (e)
         return e;
-    fy_stamp st;
-    fy_stamp_now(&st);
     return batch_add_object(b, ev, &st);
 }
 
@@ -315,6 +333,8 @@ static ferry_err refilter(ferry_batch *b, fy_policy *policy)
         ferry_batch old = *b;
         *b = nb;
         nb = old;
+        b->fast = nb.fast; /* the parser state stays with the caller's batch */
+        nb.fast = NULL;
     }
     fy_buf_free(&nb.data);
     free(nb.ends);
@@ -392,6 +412,7 @@ static ferry_err record_one(ferry_journal *j, ferry_err (*add)(ferry_batch *, co
     fy_buf_free(&b.data);
     free(b.ends);
     fy_policy_unref(b.policy);
+    fy_jsonfast_free(b.fast);
     return e;
 }
 

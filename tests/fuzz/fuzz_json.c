@@ -7,7 +7,13 @@
  * FERRY_EINVAL / FERRY_ETOOBIG and a message, leaving the buffer as it was.
  * A record it wrote must pass fy_record_check, decode, and its event, written
  * back as JSON (fy_json_emit), must be the event that was encoded (jansson's
- * json_equal: same keys, values and types). */
+ * json_equal: same keys, values and types).
+ *
+ * Differential: the yajl fast path (jsonfast.c) runs on the same text with
+ * the same stamp and insert_id, with and without the clock elements, and
+ * must either write exactly the bytes of the Jansson path above or decline
+ * (leaving the buffer as it was); writing a record where Jansson's path
+ * fails, or other bytes, aborts. */
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -17,6 +23,7 @@
 
 #include "ferry.h"
 #include "fy_buf.h"
+#include "fy_jsonfast.h"
 #include "fy_record.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -41,8 +48,42 @@ static void die(const char *fmt, ...)
 #define NOW_MS 1795937265590
 #define GEN_ID "5b0e6a0c-8a53-4c1e-9d4f-2f1e0c9b7a61"
 
+static fy_jsonfast *fast; /* kept across inputs, as a batch keeps it */
+
+/* Both paths with stamp st: the fast path's bytes, when it wrote any, are
+ * the Jansson path's. */
+static void differential(const uint8_t *data, size_t size, const fy_stamp *st)
+{
+    fy_buf ref, got;
+    fy_buf_init(&ref, 0);
+    fy_buf_init(&got, 0);
+    if (fy_buf_append(&ref, PREFIX, sizeof PREFIX - 1) || fy_buf_append(&got, PREFIX, sizeof PREFIX - 1))
+        die("out of memory");
+    json_t *ev = NULL;
+    ferry_err e = fy_json_parse_event((const char *)data, size, &ev);
+    if (!e)
+        e = fy_record_encode_stamped(ev, st, GEN_ID, &ref);
+    json_decref(ev);
+    int took = fy_jsonfast_encode(&fast, (const char *)data, size, st, GEN_ID, &got);
+    if (took && e)
+        die("the fast path wrote a record where Jansson's path fails (%d: %s)", e, ferry_last_error());
+    if (took && (got.len != ref.len || memcmp(got.data, ref.data, ref.len) != 0))
+        die("the fast path wrote %zu bytes that differ from Jansson's %zu", got.len, ref.len);
+    if (!took && (got.len != sizeof PREFIX - 1 || memcmp(got.data, PREFIX, got.len) != 0))
+        die("the fast path declined but changed the buffer");
+    fy_buf_free(&ref);
+    fy_buf_free(&got);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    static const fy_stamp stamps[2] = {
+        {.wall_ms = NOW_MS, .mono_ms = -1, .boot_id = ""},
+        {.wall_ms = NOW_MS, .mono_ms = 987654321, .boot_id = "0123456789abcdef0123456789abcdef"},
+    };
+    differential(data, size, &stamps[0]);
+    differential(data, size, &stamps[1]);
+
     json_t *ev = (json_t *)1;
     ferry_err e = fy_json_parse_event((const char *)data, size, &ev);
     if (e) {

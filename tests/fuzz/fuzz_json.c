@@ -28,21 +28,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#if defined(__GNUC__)
-__attribute__((noreturn, format(printf, 1, 2)))
-#endif
-static void die(const char *fmt, ...);
-
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("fuzz_json: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    abort();
-}
+#define FUZZ_NAME "fuzz_json"
+#include "fuzz_util.h"
 
 #define PREFIX "prefix bytes the encoder must not touch"
 #define NOW_MS 1795937265590

@@ -27,21 +27,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#if defined(__GNUC__)
-__attribute__((noreturn, format(printf, 1, 2)))
-#endif
-static void die(const char *fmt, ...);
-
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("fuzz_record: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    abort();
-}
+#define FUZZ_NAME "fuzz_record"
+#include "fuzz_util.h"
 
 /* jansson refuses two things that are valid JSON: integers beyond int64 and
  * "\u0000" in object keys. For a second attempt, integers are read as reals

@@ -16,21 +16,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#if defined(__GNUC__)
-__attribute__((noreturn, format(printf, 1, 2)))
-#endif
-static void die(const char *fmt, ...);
-
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("fuzz_response: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    abort();
-}
+#define FUZZ_NAME "fuzz_response"
+#include "fuzz_util.h"
 
 static const long statuses[] = {200, 400, 413, 429, 500, 502, 503, 504, 415, 401, 403, 404, 405, 408, 302, 0};
 #define N_STATUS (sizeof statuses / sizeof statuses[0])

@@ -10,8 +10,8 @@ one run on one machine (README.md here explains every row).
 For 1, 8 and 32 concurrent clients (service-load, a C load generator, so that
 the clients cost little CPU beside the service):
   streaming     each client keeps up to W events unacknowledged and reads the
-                answers as they come (W=--window, default 16; for the largest
-                client count also each W of --sweep, default 8,32);
+                answers as they come (W=--window, default 32; for the largest
+                client count also each W of --sweep, default 16,64);
   one in flight each client sends an event and waits for its answer;
   process per event  each client runs `ferry-record --jsonl -` per event: what
                 an application does without the service.
@@ -235,9 +235,9 @@ def main():
     ap.add_argument("--data", required=True, help="the repository's data/ directory")
     ap.add_argument("--dir", default="/var/tmp", help="where the journals go (not tmpfs)")
     ap.add_argument("--clients", default="1,8,32")
-    ap.add_argument("--window", type=int, default=16, help="streaming: events unacknowledged per client")
+    ap.add_argument("--window", type=int, default=32, help="streaming: events unacknowledged per client")
     ap.add_argument("--events", type=int, default=160000, help="streaming: events per measurement")
-    ap.add_argument("--sweep", default="8,32", help="more streaming windows, for the largest client count")
+    ap.add_argument("--sweep", default="16,64", help="more streaming windows, for the largest client count")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="tiny sizes, one repeat (the ctest smoke test)")
     args = ap.parse_args()

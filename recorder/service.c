@@ -33,11 +33,12 @@
  * more): connections are dealt out to the loops in turn and each loop parses
  * into its own groups, which the one committer commits one after the other,
  * each in its own transaction (ferry.h cannot put two batches in one
- * transaction). The JSON parse is most of the CPU per event, but on the
- * 2-CPU development machine, shared with the clients, two loops did not
- * record more events per second than one, made each transaction half as
- * large (more fsyncs and device writes per event) and slowed clients that
- * keep one event in flight (tests/service/README.md). Hence one by default.
+ * transaction). On the 2-CPU development machine, shared with the clients,
+ * two loops did not record more events per second than one, made each
+ * transaction half as large (more fsyncs and device writes per event) and
+ * slowed clients that keep one event in flight (tests/service/README.md,
+ * measured when jansson's parse was most of the CPU; the yajl fast path
+ * has since made the parse cheaper still). Hence one by default.
  *
  * Bounds. A connection with MAX_UNANSWERED lines awaiting their answers, or
  * answers the socket did not take, is not read until the client catches up;

@@ -22,24 +22,48 @@ void fy_buf_free(fy_buf *b)
     b->len = b->cap = 0;
 }
 
-ferry_err fy_buf_reserve(fy_buf *b, size_t extra)
+/* Room for extra more bytes: 0, -1 past the limit, -2 out of memory. */
+static int grow(fy_buf *b, size_t extra, size_t *cap_wanted)
 {
     if (extra > b->limit - b->len)
-        return fy_fail(FERRY_ETOOBIG, "larger than the limit of %zu bytes", b->limit);
+        return -1;
     size_t need = b->len + extra;
     if (need <= b->cap)
-        return FERRY_OK;
+        return 0;
     size_t cap = b->cap ? b->cap : 256;
     while (cap < need)
         cap = cap > SIZE_MAX / 2 ? need : cap * 2;
     if (cap > b->limit)
         cap = b->limit;
+    *cap_wanted = cap;
     char *p = realloc(b->data, cap);
     if (!p)
-        return fy_fail(FERRY_ENOMEM, "out of memory growing a buffer to %zu bytes", cap);
+        return -2;
     b->data = p;
     b->cap = cap;
+    return 0;
+}
+
+ferry_err fy_buf_reserve(fy_buf *b, size_t extra)
+{
+    size_t cap = 0;
+    int rc = grow(b, extra, &cap);
+    if (rc == -1)
+        return fy_fail(FERRY_ETOOBIG, "larger than the limit of %zu bytes", b->limit);
+    if (rc)
+        return fy_fail(FERRY_ENOMEM, "out of memory growing a buffer to %zu bytes", cap);
     return FERRY_OK;
+}
+
+int fy_buf_try_append(fy_buf *b, const void *p, size_t n)
+{
+    size_t cap;
+    if (grow(b, n, &cap))
+        return -1;
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return 0;
 }
 
 ferry_err fy_buf_append(fy_buf *b, const void *p, size_t n)

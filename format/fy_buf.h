@@ -21,6 +21,9 @@ void fy_buf_free(fy_buf *b);
 static inline void fy_buf_reset(fy_buf *b) { b->len = 0; }
 ferry_err fy_buf_reserve(fy_buf *b, size_t extra);
 ferry_err fy_buf_append(fy_buf *b, const void *p, size_t n);
+/* fy_buf_append without a message for ferry_last_error() (a caller that
+ * may decline quietly): 0, or -1 past the limit or out of memory. */
+int fy_buf_try_append(fy_buf *b, const void *p, size_t n);
 ferry_err fy_buf_putc(fy_buf *b, char c);
 ferry_err fy_buf_puts(fy_buf *b, const char *s);
 ferry_err fy_buf_printf(fy_buf *b, const char *fmt, ...)

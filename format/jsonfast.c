@@ -209,28 +209,10 @@ static fy_jsonfast *jsonfast_new(void)
 static int out_write(void *data, const char *buf, size_t len)
 {
     fy_jsonfast *f = data;
-    fy_buf *b = f->out;
-    if (len > b->limit - b->len) {
+    if (fy_buf_try_append(f->out, buf, len)) {
         f->failed = 1;
         return -1;
     }
-    size_t need = b->len + len;
-    if (need > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < need)
-            cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-        if (cap > b->limit)
-            cap = b->limit;
-        char *p = realloc(b->data, cap);
-        if (!p) {
-            f->failed = 1;
-            return -1;
-        }
-        b->data = p;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, buf, len);
-    b->len += len;
     return 0;
 }
 

@@ -501,7 +501,9 @@ static int walk(walker *w, uint64_t pgno, int depth, int want_depth, const unsig
     return 0;
 }
 
-/* Meta page m (0/1) at offset m * psize; 0 if usable. */
+/* Meta page m (0/1) at offset m * psize; 0 if usable, -2 if its magic,
+ * version, page size and transaction are sound (*txnid, *psize set) but the
+ * fields LMDB acts on are not, -1 otherwise. */
 static int read_meta(walker *w, int m, unsigned char *p, uint64_t *txnid, unsigned *psize)
 {
     if (pread(w->fd, p, MM_TXNID + W, (off_t)m * (off_t)w->r->psize) != (ssize_t)(MM_TXNID + W))
@@ -523,15 +525,15 @@ static int read_meta(walker *w, int m, unsigned char *p, uint64_t *txnid, unsign
      * the address are statistics LMDB does not act on. */
     uint64_t last = word(p + MM_LAST), mapsize = word(p + MM_MAPSIZE);
     uint64_t froot = word(p + MM_PSIZE + DB_ROOT), mroot = word(p + MM_MAIN + DB_ROOT);
-    if (u16(p + MM_PSIZE + DB_FLAGS) != MDB_INTEGERKEY || u16(p + MM_MAIN + DB_FLAGS) != 0 || last < 1 ||
-        mapsize > MAX_MAPSIZE || (froot != PG_NONE && (froot < 2 || froot > last)) ||
-        (mroot != PG_NONE && (mroot < 2 || mroot > last)))
-        return -1;
     *psize = s;
     *txnid = word(p + MM_TXNID);
     /* Transaction t writes meta page t % 2 (mdb_env_write_meta). */
     if (*txnid && (*txnid & 1) != (uint64_t)m)
         return -1;
+    if (u16(p + MM_PSIZE + DB_FLAGS) != MDB_INTEGERKEY || u16(p + MM_MAIN + DB_FLAGS) != 0 || last < 1 ||
+        mapsize > MAX_MAPSIZE || (froot != PG_NONE && (froot < 2 || froot > last)) ||
+        (mroot != PG_NONE && (mroot < 2 || mroot > last)))
+        return -2;
     return 0;
 }
 
@@ -568,17 +570,26 @@ int pw_walk(const char *path, int scan_orphans, pw_result *r, pw_problem_fn *cb,
     unsigned s0 = 0, s1 = 0;
     long sys = sysconf(_SC_PAGESIZE);
     r->psize = sys > 0 ? (unsigned)sys : 4096;
-    int ok0 = read_meta(&w, 0, m0, &t0, &s0) == 0, ok1 = 0;
+    int rc0 = read_meta(&w, 0, m0, &t0, &s0), rc1 = -1;
+    int ok0 = rc0 == 0, ok1 = 0;
     if (ok0)
         r->psize = s0;
     for (unsigned s = ok0 ? s0 : 512; s <= 65536 && !ok1; s *= 2) {
         r->psize = s;
-        ok1 = read_meta(&w, 1, m1, &t1, &s1) == 0 && s1 == s;
+        rc1 = read_meta(&w, 1, m1, &t1, &s1);
+        ok1 = rc1 == 0 && s1 == s;
         if (ok0)
             break;
     }
     if (ok1 && ok0 && s1 != s0)
         ok1 = 0;
+    /* What a failed commit leaves: when writing the meta page fails, LMDB
+     * writes it back with the old transaction and last page but the new
+     * roots (mdb_env_write_meta), so the roots may lie past its last page.
+     * Older than a sound other meta page, such a page is never read (LMDB
+     * takes the newer one) and the next commit overwrites it: not damage,
+     * just not usable. */
+    int stale0 = rc0 == -2 && ok1 && t1 > t0, stale1 = rc1 == -2 && ok0 && s1 == s0 && t0 > t1;
     r->psize = ok0 ? s0 : ok1 ? s1 : (sys > 0 ? (unsigned)sys : 4096);
     r->file_pages = (uint64_t)st.st_size / r->psize;
     size_t bits = (size_t)(r->file_pages / 8 + 1);
@@ -592,11 +603,11 @@ int pw_walk(const char *path, int scan_orphans, pw_result *r, pw_problem_fn *cb,
         errno = ENOMEM;
         return -1;
     }
-    if (!ok0)
+    if (!ok0 && !stale0)
         report(&w, 0, "meta page 0 is damaged");
-    if (!ok1)
+    if (!ok1 && !stale1)
         report(&w, 1, "meta page 1 is damaged");
-    r->metas_bad = !ok0 + !ok1;
+    r->metas_bad = (!ok0 && !stale0) + (!ok1 && !stale1);
     r->meta_stale = r->metas_bad > 0;
     for (int m = 0; m < 2; m++)
         if ((w.meta_hdr_bad >> m & 1) && (m ? ok1 : ok0))

@@ -12,6 +12,7 @@ import json
 import os
 import random
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -148,6 +149,37 @@ class CorruptTest(unittest.TestCase):
             capture_output=True).stdout)
         self.assertEqual(subprocess.run([BINS.journal, "-j", j, "dump"], capture_output=True, check=True).stdout,
                          before)
+
+    def test_failed_meta_write_is_not_damage(self):
+        """When writing a meta page fails (EIO, ENOSPC), LMDB writes it back
+        with the old transaction and last page but the new roots, which may
+        lie past that last page (mdb_env_write_meta). Found by
+        40-io-errors: the older meta page is then never read, so it is not
+        damage; the same roots in the newest meta page are."""
+        j = self.journal(n=200)
+        for _ in range(3):  # a few transactions: both meta pages in use
+            subprocess.run([BINS.record, "-j", j, "-t", "e", "-d", "device-0001"], check=True, capture_output=True)
+        data = os.path.join(j, "data.mdb")
+        with open(data, "rb") as f:
+            orig = f.read()
+        pm = cl.page_map(data)
+        ps, newest = pm["psize"], pm["newest_meta"]
+
+        def with_roots_past_last(m):
+            d = bytearray(orig)
+            last = struct.unpack_from("<Q", d, m * ps + 136)[0]
+            struct.pack_into("<Q", d, m * ps + 80, last + 1)  # the free database's root
+            struct.pack_into("<Q", d, m * ps + 128, last + 2)  # the main database's root
+            with open(data, "wb") as f:
+                f.write(d)
+            return subprocess.run([BINS.journal, "-j", j, "verify"], capture_output=True)
+
+        v = with_roots_past_last(1 - newest)
+        self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+        self.assertEqual(subprocess.run([BINS.journal, "-j", j, "stat"], capture_output=True).returncode, 0)
+        v = with_roots_past_last(newest)
+        self.assertEqual(v.returncode, 65, v.stdout + v.stderr)
+        self.assertIn(b"meta page %d is damaged" % newest, v.stdout)
 
     def test_sound_journal_is_left_alone(self):
         j = self.journal()

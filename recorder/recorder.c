@@ -179,11 +179,6 @@ ferry_err ferry_batch_use_policy_of(ferry_batch *b, const ferry_journal *j)
     return FERRY_OK;
 }
 
-/* Applies the batch's policy to an event object and encodes it into the
- * batch with the clock readings `st` (wall time, CLOCK_BOOTTIME, boot id:
- * the replayer corrects a wall clock that was wrong at boot from the other
- * two); takes the reference to `ev`. Every recorded event passes here
- * (or through refilter, which calls it). */
 /* Room for one more record end; 0 when out of memory (nothing reported). */
 static int room_for_one(ferry_batch *b)
 {
@@ -197,6 +192,12 @@ static int room_for_one(ferry_batch *b)
     return 1;
 }
 
+/* Applies the batch's policy to an event object and encodes it into the
+ * batch with the clock readings `st` (wall time, CLOCK_BOOTTIME, boot id:
+ * the replayer corrects a wall clock that was wrong at boot from the other
+ * two); takes the reference to `ev`. Every recorded event passes here (or
+ * through refilter, which calls it), except JSON text that the fast path
+ * encodes itself when the batch has no policy (ferry_batch_add_json). */
 static ferry_err batch_add_object(ferry_batch *b, json_t *ev, const fy_stamp *st)
 {
     fy_policy_counts counts = {0, 0};

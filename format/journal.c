@@ -900,8 +900,8 @@ ferry_err fy_journal_append_meta(fy_journal *j, const fy_rec_ref *recs, size_t n
         e = make_room(j, txn, target, target, evict_oldest, &pinned);
         if (e)
             mdb_txn_abort(txn);
-        else if ((e = fy_txn_commit(j, txn, "eviction")))
-            return e;
+        else
+            e = fy_txn_commit(j, txn, "eviction"); /* MDB_MAP_FULL here too: a reader pins */
         if (e && e != FERRY_EFULL)
             return e;
         e = append_once(j, recs, n, evict_oldest, meta, n_meta, incoming, first_seq, &map_full);

@@ -52,7 +52,12 @@ class Busy(FieldCase):
             stop.set()
             t.join(60)
             err = writer.stderr.read().decode(errors="replace")
-            self.assertEqual(writer.wait(60), 0, err)
+            rc = writer.wait(60)
+            # verify's LMDB pass holds one read transaction for its whole
+            # check; in an 8 MiB journal (slower still under sanitizers) the
+            # pages the writer freed stay pinned longer than it waits (about
+            # 2.5 s), and it stops with the temporary failure, 75.
+            self.assertTrue(rc == 0 or (rc == 75 and "MDB_MAP_FULL" in err), (rc, err))
         self.assertEqual(damaged, [], "verify reported damage on a sound journal being written")
         self.assert_verify_clean(journal)
         stat = self.stat_of(journal)

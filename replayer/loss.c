@@ -130,6 +130,19 @@ static int same_identity(const fy_gap *g, const char *id)
     return 0;
 }
 
+/* Whether the events database still holds seq (an evicted one is gone). */
+static ferry_err event_stored(fy_journal *j, MDB_txn *txn, uint64_t seq, int *stored)
+{
+    unsigned char kb[8];
+    fy_put_be64(kb, seq);
+    MDB_val k = fy_mval(kb, 8), d;
+    int rc = mdb_get(txn, j->events, &k, &d);
+    *stored = rc == 0;
+    if (rc && rc != MDB_NOTFOUND)
+        return fy_fail_lmdb(rc, "journal %s: reading event %" PRIu64, j->path, seq);
+    return FERRY_OK;
+}
+
 /* Events of an acknowledged request that were evicted while it was in
  * flight (or between its read and its send) were counted lost for this
  * destination; they arrived after all. Their rows are still open: only this
@@ -142,16 +155,9 @@ static ferry_err unlose(fy_journal *j, MDB_txn *txn, const char *sink, const rp_
     if (e || n == 0)
         return e;
     for (size_t i = 0; i < b->n && !e; i++) {
-        unsigned char kb[8];
-        fy_put_be64(kb, b->seqs[i]);
-        MDB_val k = {8, kb}, d;
-        int rc = mdb_get(txn, j->events, &k, &d);
-        if (rc == 0)
+        int stored;
+        if ((e = event_stored(j, txn, b->seqs[i], &stored)) || stored)
             continue;
-        if (rc != MDB_NOTFOUND) {
-            e = fy_fail_lmdb(rc, "journal %s: reading event %" PRIu64, j->path, b->seqs[i]);
-            break;
-        }
         fy_gap *hit = NULL, *shared = NULL;
         for (size_t x = 0; x < n && !hit; x++) {
             fy_gap *c = &g[x];
@@ -184,14 +190,9 @@ ferry_err rp_loss_evicted(fy_journal *j, const rp_batch *b, size_t *n)
     if (e)
         return e;
     for (size_t i = 0; i < b->n && !e; i++) {
-        unsigned char kb[8];
-        fy_put_be64(kb, b->seqs[i]);
-        MDB_val k = {8, kb}, d;
-        int rc = mdb_get(txn, j->events, &k, &d);
-        if (rc == MDB_NOTFOUND)
+        int stored;
+        if (!(e = event_stored(j, txn, b->seqs[i], &stored)) && !stored)
             (*n)++;
-        else if (rc)
-            e = fy_fail_lmdb(rc, "journal %s: reading event %" PRIu64, j->path, b->seqs[i]);
     }
     mdb_txn_abort(txn);
     return e;

@@ -101,6 +101,9 @@ static void usage(FILE *f)
 "      --config FILE          the configuration file (default: $FERRY_CONFIG,\n"
 "                             else " FY_CONFIG_DEFAULT ", if present);\n"
 "                             flags win over it (ferry.conf(5))\n"
+"      --check-config         check the file, the environment and the flags\n"
+"                             as a run would (values, the catalog), record\n"
+"                             nothing, open nothing; exit 0 or the run's code\n"
 "\n"
 "  -v, --verbose              report what was recorded on stderr\n"
 "  -h, --help                 show this help\n"
@@ -303,7 +306,7 @@ static int add_policy_rule(ferry_policy **policy, int opt, const char *arg)
         return usage_error("%s", ferry_last_error()); /* names the path or regex */
     return e ? fail(e) : EX_OK;
 }
-enum { OPT_CONFIG = 1280 };
+enum { OPT_CONFIG = 1280, OPT_CHECK_CONFIG };
 #define SHORTOPTS "d:f:hj:p:t:u:vV"
 
 /* The configuration file's settings come in front of argv (fy_config.h). */
@@ -318,6 +321,7 @@ int main(int argc, char **argv)
         {"redact", required_argument, NULL, OPT_REDACT},
         {"catalog", required_argument, NULL, OPT_CATALOG},
         {"config", required_argument, NULL, OPT_CONFIG},
+        {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
         {"strict", no_argument, NULL, OPT_STRICT},
         {"device-id", required_argument, NULL, 'd'},
         {"durability", required_argument, NULL, OPT_DURABILITY},
@@ -346,7 +350,7 @@ int main(int argc, char **argv)
     ferry_event ev = {0};
     ferry_options opts = {0};
     const char *jflag = NULL, *jsonl = NULL;
-    int atomic = 0, verbose = 0, c, status = EX_OK;
+    int atomic = 0, verbose = 0, check = 0, c, status = EX_OK;
     int strict = 0;
     const char *catalog_path = NULL;
     fy_service_opts svc = {0};
@@ -360,6 +364,7 @@ int main(int argc, char **argv)
     while ((c = fy_config_getopt(&config, argc, argv, SHORTOPTS, longopts)) != -1 && status == EX_OK) {
         switch (c) {
         case OPT_CONFIG: break; /* read by fy_config_args */
+        case OPT_CHECK_CONFIG: check = 1; break;
         case 'd': ev.device_id = optarg; break;
         case 'f': if (add_pair(fields, "--field", optarg)) status = EX_USAGE; break;
         case 'h': usage(stdout); status = -1; break;
@@ -416,7 +421,7 @@ int main(int argc, char **argv)
             status = usage_error("%s", "--socket-mode, --socket-group, --socket-owner and --max-clients apply to --listen");
         else if (jsonl && flags_given)
             status = usage_error("%s", "--jsonl cannot be combined with single-event flags");
-        else if (!jsonl && !svc.listen && !ev.event_type)
+        else if (!jsonl && !svc.listen && !ev.event_type && !check)
             status = usage_error("%s", "--type NAME, --jsonl FILE or --listen PATH is required");
         else if (atomic && !jsonl)
             status = usage_error("%s", "--atomic applies to --jsonl");
@@ -428,7 +433,7 @@ int main(int argc, char **argv)
         if (ce) {
             fprintf(stderr, PROG ": %s\n", ferry_last_error());
             status = EX_CONFIG;
-        } else if (!jsonl && !svc.listen && fy_catalog_check(strict_catalog, ev.event_type, strlen(ev.event_type))) {
+        } else if (ev.event_type && fy_catalog_check(strict_catalog, ev.event_type, strlen(ev.event_type))) {
             fprintf(stderr, PROG ": --type: %s\n", ferry_last_error());
             status = EX_DATAERR;
         }
@@ -438,6 +443,14 @@ int main(int argc, char **argv)
     const char *dir = status == EX_OK ? fy_cli_journal_dir(jflag, dirbuf, sizeof dirbuf) : NULL;
     if (status == EX_OK && !dir)
         status = usage_error("%s", "no journal directory: pass -j DIR or set FERRY_JOURNAL");
+    if (status == EX_OK && check) {
+        char why[4200];
+        int out = fy_config_opt_out(&config, why, sizeof why) || (opts.opt_out && snprintf(why, sizeof why, "--opt-out"));
+        printf(PROG ": configuration OK (configuration file %s: %s)%s%s%s\n", config.path ? config.path : "(none)",
+               config.found ? "read" : "not found", out ? "; opted out (" : "", out ? why : "",
+               out ? "): a run records nothing" : "");
+        status = -1;
+    }
     if (status == EX_OK && svc.listen) {
         svc.verbose = verbose;
         if (strict_catalog) {

@@ -31,7 +31,7 @@ static void usage(FILE *f)
 "Usage: " PROG " [-j DIR] (--once | --follow) [--endpoint URL | --eu] [--batch-api]\n"
 "                    [--api-key-file FILE] [--timeout SECONDS] [--max-retry-delay SECONDS]\n"
 "                    [--retry-for SECONDS] [--sink NAME] [--progress] [--json]\n"
-"                    [--config FILE] [--opt-out]\n"
+"                    [--config FILE] [--opt-out] [--check-config]\n"
 "                    [--ip none|remote|pass] [--time-floor DATE] [--clock-jump SECONDS]\n"
 "\n"
 "Deliver the events of a ferry journal to Amplitude, each exactly once: the\n"
@@ -78,6 +78,9 @@ static void usage(FILE *f)
 "                           (--follow checks the file again every few seconds and stops)\n"
 "  --config FILE            the configuration file (default: $FERRY_CONFIG, else\n"
 "                           " FY_CONFIG_DEFAULT ", if present); flags win over it\n"
+"  --check-config           check the file, the environment and the flags as a run\n"
+"                           would (API key present, values valid), send nothing, open\n"
+"                           nothing; exit 0 or the run's exit code (78, 64)\n"
 "  -h, --help, -V, --version\n"
 "\n"
 "Exit codes: 0 nothing pending, 64 usage, 65 the journal's pages are damaged\n"
@@ -125,6 +128,15 @@ static int sink_name_ok(const char *s)
 
 /* The configuration file's settings come in front of argv (fy_config.h). */
 static fy_config config;
+
+/* For --check-config: which file the settings came from. */
+static const char *config_source(void)
+{
+    static char text[4200];
+    snprintf(text, sizeof text, "configuration file %s: %s", config.path ? config.path : "(none)",
+             config.found ? "read" : "not found");
+    return text;
+}
 
 /* The API key: from the file, else $FERRY_API_KEY; trailing whitespace cut.
  * Messages name the file, never the key. */
@@ -242,7 +254,7 @@ static char *endpoint_url(const char *given, int eu, int batch)
 enum { OPT_ONCE = 256, OPT_FOLLOW, OPT_ENDPOINT, OPT_EU, OPT_BATCH, OPT_KEYFILE, OPT_TIMEOUT, OPT_MAXDELAY,
        OPT_RETRYFOR, OPT_SINK, OPT_PROGRESS, OPT_JSON, OPT_RATE, OPT_MAXEVENTS, OPT_NOGZIP, OPT_KEEP,
        OPT_CACERT, OPT_THROTTLE_WAIT, OPT_KEY_ARGUMENT, OPT_CONFIG, OPT_OPT_OUT, OPT_IP, OPT_TIME_FLOOR,
-       OPT_CLOCK_JUMP };
+       OPT_CLOCK_JUMP, OPT_CHECK_CONFIG };
 #define SHORTOPTS "hj:V"
 
 int main(int argc, char **argv)
@@ -254,6 +266,7 @@ int main(int argc, char **argv)
         {"api-key-file", required_argument, NULL, OPT_KEYFILE},
         {"batch-api", no_argument, NULL, OPT_BATCH},
         {"cacert", required_argument, NULL, OPT_CACERT},
+        {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
         {"config", required_argument, NULL, OPT_CONFIG},
         {"clock-jump", required_argument, NULL, OPT_CLOCK_JUMP},
         {"device-rate", required_argument, NULL, OPT_RATE},
@@ -284,7 +297,7 @@ int main(int argc, char **argv)
                      .ip_mode = RP_IP_NONE, .time_floor_ms = rp_clock_default_floor_ms(),
                      .clock_jump_ms = RP_CLOCK_JUMP_MS};
     const char *jflag = NULL, *endpoint = NULL, *keyfile = NULL;
-    int once = 0, follow = 0, eu = 0, batch = 0, opt_out = 0, c;
+    int once = 0, follow = 0, eu = 0, batch = 0, opt_out = 0, check = 0, c;
     /* First of all: a SIGTERM during start-up (reading the configuration,
      * the key, TLS set-up) then stops the run cleanly instead of killing it. */
     struct sigaction sa;
@@ -303,6 +316,7 @@ int main(int argc, char **argv)
         switch (c) {
         case OPT_CONFIG: break; /* read by fy_config_args */
         case OPT_OPT_OUT: opt_out = 1; break;
+        case OPT_CHECK_CONFIG: check = 1; break;
         case 'h': usage(stdout); return EX_OK;
         case 'V': printf(PROG " %s\n", FERRY_VERSION_STRING); return EX_OK;
         case 'j': jflag = optarg; break;
@@ -387,13 +401,20 @@ int main(int argc, char **argv)
     }
     if (optind < argc)
         return usage_error("unexpected argument: ", argv[optind]);
-    if (once == follow)
+    if (once && follow)
+        return usage_error("--once and --follow exclude each other", NULL);
+    if (!once && !follow && !check)
         return usage_error("say --once or --follow", NULL);
     if (endpoint && eu)
         return usage_error("--endpoint and --eu exclude each other", NULL);
     /* Opt-out: nothing is sent and nothing is opened, not even the journal. */
     char why[4200];
     if (fy_config_opt_out(&config, why, sizeof why) || (opt_out && snprintf(why, sizeof why, "--opt-out"))) {
+        if (check) {
+            printf(PROG ": configuration OK (%s); opted out (%s): a run sends nothing\n", config_source(), why);
+            fy_config_free(&config);
+            return EX_OK;
+        }
         fprintf(stderr, PROG ": opted out (%s): nothing sent, the journal untouched\n", why);
         if (cfg.json)
             printf("{\"exit_code\":0,\"opted_out\":true,\"delivered\":0}\n");
@@ -415,6 +436,13 @@ int main(int argc, char **argv)
     static char key[4096];
     if (load_api_key(keyfile, key, sizeof key))
         return EX_CONFIG;
+    if (cfg.ca_file && access(cfg.ca_file, R_OK)) { /* else every request would fail, in --follow forever */
+        char origin[4200];
+        const char *from = fy_config_origin(&config, cfg.ca_file, origin, sizeof origin);
+        fprintf(stderr, PROG ": %s%s%s: %s\n", from ? from : "--cacert", from ? " = " : " ", cfg.ca_file,
+                strerror(errno));
+        return EX_CONFIG;
+    }
     cfg.api_key = key;
 
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
@@ -428,7 +456,12 @@ int main(int argc, char **argv)
     }
     cfg.url = url;
 
-    code = rp_run(&cfg);
+    if (check) {
+        printf(PROG ": configuration OK (%s)\n", config_source());
+        code = EX_OK;
+    } else {
+        code = rp_run(&cfg);
+    }
     memset(key, 0, sizeof key);
     free(url);
     curl_global_cleanup();

@@ -110,6 +110,62 @@ class Errors(ConfigCase):
         self.assertFalse(os.path.exists(self.journal))
 
 
+class CheckConfig(ConfigCase):
+    """--check-config: the same checks as a run, and nothing else happens:
+    no journal, no socket, no request (the endpoint is a closed port)."""
+
+    def check(self, prog, conf, *extra, env=None):
+        args = [prog, "--config", conf, "--check-config", "-j", self.journal] + list(extra)
+        return self.run_env(args, env=env or clean_env(FERRY_API_KEY="k-123456"))
+
+    def test_good_file(self):
+        conf = self.write_conf("[journal]\nmax_size = 3M\n[recorder]\ndurability = relaxed\n"
+                               "[replayer]\nendpoint = http://127.0.0.1:9\ntimeout = 5\n")
+        for prog in (RECORD, REPLAY):
+            rc, out, err = self.check(prog, conf)
+            self.assertEqual(rc, 0, err)
+            self.assertIn("configuration OK (configuration file %s: read)" % conf, out)
+        rc, out, err = self.check(RECORD, conf, "--listen", os.path.join(self.tmp, "s.sock"))
+        self.assertEqual(rc, 0, err)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "s.sock")))
+        self.assertFalse(os.path.exists(self.journal))
+
+    def test_bad_values_fail_as_a_run_would(self):
+        conf = self.write_conf("[recorder]\ndurability = fast\n[replayer]\ntimeout = soon\n")
+        for prog, key in ((RECORD, "[recorder] durability = fast"), (REPLAY, "[replayer] timeout = soon")):
+            rc, out, err = self.check(prog, conf)
+            self.assertEqual(rc, EX_CONFIG, err)
+            self.assertIn(key, err)
+            self.assertNotIn("configuration OK", out)
+        rc, out, err = self.check(RECORD, self.write_conf(""), "--strict", "--catalog",
+                                  os.path.join(self.tmp, "missing.tsv"))
+        self.assertEqual(rc, EX_CONFIG, err)
+        self.assertIn("missing.tsv", err)
+        self.assertFalse(os.path.exists(self.journal))
+
+    def test_replayer_key_and_ca(self):
+        conf = self.write_conf("[replayer]\ncacert = %s\n" % os.path.join(self.tmp, "no-ca.pem"))
+        rc, out, err = self.check(REPLAY, self.write_conf("", "empty.conf"), env=clean_env())
+        self.assertEqual(rc, EX_CONFIG, err)
+        self.assertIn("no API key", err)
+        rc, out, err = self.check(REPLAY, conf)
+        self.assertEqual(rc, EX_CONFIG, err)
+        self.assertIn("%s:2: [replayer] cacert = %s" % (conf, os.path.join(self.tmp, "no-ca.pem")), err)
+        self.assertIn("No such file", err)
+        # a run refuses it at once too, instead of failing every request
+        rc, out, err = self.run_env([REPLAY, "--config", conf, "-j", self.journal, "--once"],
+                                    env=clean_env(FERRY_API_KEY="k-123456"))
+        self.assertEqual(rc, EX_CONFIG, err)
+
+    def test_opt_out_is_reported(self):
+        conf = self.write_conf("[recorder]\nopt_out = true\n")
+        for prog in (RECORD, REPLAY):
+            rc, out, err = self.check(prog, conf, env=clean_env())
+            self.assertEqual(rc, 0, err)
+            self.assertIn("opted out", out)
+        self.assertFalse(os.path.exists(self.journal))
+
+
 class Precedence(ConfigCase):
 
     def stat(self, journal):

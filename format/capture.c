@@ -152,11 +152,31 @@ ferry_err fy_capw_begin(fy_capw *w, const fy_cap_header *h, fy_cap_write_fn fn, 
     if (!e) e = put_be(b, h->n_devices, 4);
     for (size_t i = 0; i < h->n_devices && !e; i++)
         e = put_str(b, h->devices[i], 2);
+    if (!e) e = put_be(b, h->n_gaps, 4);
+    for (size_t i = 0; i < h->n_gaps && !e; i++) {
+        const fy_cap_gap *g = &h->gaps[i];
+        if (g->dest.n == 0 || g->dest.n > FY_CAP_MAX_NAME || g->device_id.n > FY_CAP_MAX_DEVICE ||
+            g->user_id.n > FY_CAP_MAX_DEVICE)
+            return fy_fail(FERRY_EINVAL, "capture: gap %zu has a name or id too long", i + 1);
+        e = put_str(b, g->dest, 2);
+        if (!e) e = fy_buf_append(b, g->journal_id, 16);
+        if (!e) e = put_be(b, g->first_seq, 8);
+        if (!e) e = put_be(b, g->last_seq, 8);
+        if (!e) e = put_be(b, g->count, 8);
+        if (!e) e = put_be(b, (uint64_t)g->first_time, 8);
+        if (!e) e = put_be(b, (uint64_t)g->last_time, 8);
+        if (!e) e = put_be(b, (uint64_t)g->first_recorded, 8);
+        if (!e) e = put_be(b, (uint64_t)g->last_recorded, 8);
+        if (!e) e = put_be(b, (uint64_t)g->at_ms, 8);
+        if (!e) e = put_be(b, (g->has_device ? 1u : 0u) | (g->has_user ? 2u : 0u), 1);
+        if (!e && g->has_device) e = put_str(b, g->device_id, 2);
+        if (!e && g->has_user) e = put_str(b, g->user_id, 2);
+    }
     if (e)
         return e;
     uint64_t body = b->len - FIXED_HEADER;
     if (body > MAX_HEADER_BODY)
-        return fy_fail(FERRY_ETOOBIG, "capture header of %" PRIu64 " bytes (too many device ids)", body);
+        return fy_fail(FERRY_ETOOBIG, "capture header of %" PRIu64 " bytes (too many device ids or gaps)", body);
     for (unsigned i = 0; i < 4; i++)
         b->data[12 + i] = (char)(unsigned char)(body >> (8 * (3 - i)));
     if ((e = fy_sha256_two(b->data, b->len, NULL, 0, w->chain)) || (e = emit(w, b->data, b->len)) ||
@@ -285,6 +305,56 @@ static void report(fy_capr *r, const char *where, uint64_t offset, const char *f
         r->problem(r->arg, where, offset, msg);
 }
 
+/* 1.1: the eviction gaps. A gap that cannot be true is a problem. */
+static ferry_err read_gaps(fy_capr *r, rd *b)
+{
+    fy_cap_header *x = &r->h;
+    uint64_t n = rd_be(b, 4);
+    if (b->bad || n > (b->n - b->off) / 84) { /* a gap takes at least 84 bytes */
+        b->bad = 1;
+        return FERRY_OK;
+    }
+    if (!(x->gaps = calloc((size_t)n + 1, sizeof *x->gaps)))
+        return fy_fail(FERRY_ENOMEM, "out of memory");
+    x->n_gaps = (size_t)n;
+    for (size_t i = 0; i < x->n_gaps && !b->bad; i++) {
+        fy_cap_gap *g = &x->gaps[i];
+        size_t at = b->off;
+        g->dest = rd_str(b, 2);
+        if (b->n - b->off >= 16 && !b->bad)
+            memcpy(g->journal_id, b->p + b->off, 16);
+        b->off += b->n - b->off >= 16 ? 16 : 0;
+        g->first_seq = rd_be(b, 8);
+        g->last_seq = rd_be(b, 8);
+        g->count = rd_be(b, 8);
+        g->first_time = (int64_t)rd_be(b, 8);
+        g->last_time = (int64_t)rd_be(b, 8);
+        g->first_recorded = (int64_t)rd_be(b, 8);
+        g->last_recorded = (int64_t)rd_be(b, 8);
+        g->at_ms = (int64_t)rd_be(b, 8);
+        unsigned has = (unsigned)rd_be(b, 1);
+        g->has_device = (has & 1u) != 0;
+        g->has_user = (has & 2u) != 0;
+        if (g->has_device)
+            g->device_id = rd_str(b, 2);
+        if (g->has_user)
+            g->user_id = rd_str(b, 2);
+        if (b->bad)
+            return FERRY_OK;
+        int known = 0;
+        for (size_t d = 0; d < x->n_dests && !known; d++)
+            known = x->dests[d].n == g->dest.n && !memcmp(x->dests[d].p, g->dest.p, g->dest.n);
+        if (!known || has > 3u || g->count == 0 || g->first_seq == 0 || g->first_seq > g->last_seq ||
+            g->count > g->last_seq - g->first_seq + 1 || g->first_time > g->last_time ||
+            g->device_id.n > FY_CAP_MAX_DEVICE || g->user_id.n > FY_CAP_MAX_DEVICE ||
+            (g->has_device && memchr(g->device_id.p, 0, g->device_id.n)) ||
+            (g->has_user && memchr(g->user_id.p, 0, g->user_id.n)))
+            report(r, "header", at, "gap %zu is inconsistent (destination, seq %" PRIu64 "..%" PRIu64 ", count %" PRIu64
+                   ")", i + 1, g->first_seq, g->last_seq, g->count);
+    }
+    return FERRY_OK;
+}
+
 ferry_err fy_capr_open(fy_capr *r, const void *base, size_t len, fy_cap_problem_fn fn, void *arg)
 {
     memset(r, 0, sizeof *r);
@@ -366,6 +436,8 @@ ferry_err fy_capr_open(fy_capr *r, const void *base, size_t len, fy_cap_problem_
         for (size_t i = 0; i < x->n_devices && !b.bad; i++)
             x->devices[i] = rd_str(&b, 2);
     }
+    if (!b.bad && x->minor >= 1 && (e = read_gaps(r, &b)))
+        return e;
     /* Fields a later 1.x version adds after these are ignored. */
     if (b.bad) {
         report(r, "header", b.off, "header fields run past the header's length: damaged");
@@ -601,6 +673,7 @@ void fy_capr_close(fy_capr *r)
 {
     free(r->h.dests);
     free(r->h.devices);
+    free(r->h.gaps);
     free(r->states);
     free(r->chain_at);
     fy_sha256_free(&r->sha);

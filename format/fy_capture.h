@@ -4,7 +4,8 @@
  *
  * A capture is one file, every integer big-endian, no native-width field:
  *   header  "FERRYCAP", version, journal id, destinations, device ids,
- *           export time, filter, record count; then its SHA-256
+ *           export time, filter, record count, eviction gaps (1.1);
+ *           then its SHA-256
  *   entries "RECD", length, {ordinal, seq, flags, delivery state per
  *           destination, record bytes}, then a hash chain value
  *           SHA-256(previous chain value || the entry)
@@ -24,7 +25,7 @@
 #include "fy_journal.h"
 
 #define FY_CAP_MAJOR 1u
-#define FY_CAP_MINOR 0u
+#define FY_CAP_MINOR 1u       /* 1.1: eviction gaps in the header */
 #define FY_CAP_MAX_DESTS 64u     /* destinations a capture may name */
 #define FY_CAP_MAX_NAME 255u     /* bytes of a destination name */
 #define FY_CAP_MAX_REASON 1024u  /* bytes of a dead letter's reason kept */
@@ -65,6 +66,16 @@ typedef struct fy_cap_state {
     fy_cap_str reason;/* dead: the destination's reason */
 } fy_cap_state;
 
+/* An eviction gap (fy_gaps.h) as a capture carries it (1.1). */
+typedef struct fy_cap_gap {
+    fy_cap_str dest;
+    unsigned char journal_id[16]; /* the journal the events were lost from */
+    uint64_t first_seq, last_seq, count;
+    int64_t first_time, last_time, first_recorded, last_recorded, at_ms;
+    int has_device, has_user;
+    fy_cap_str device_id, user_id;
+} fy_cap_gap;
+
 typedef struct fy_cap_header {
     unsigned major, minor; /* capture format version */
     unsigned char journal_id[16];
@@ -80,6 +91,8 @@ typedef struct fy_cap_header {
     fy_cap_str *dests;
     size_t n_devices;
     fy_cap_str *devices; /* distinct device_id values of the entries, sorted */
+    size_t n_gaps;       /* 1.1: losses not yet reported, for the destinations above */
+    fy_cap_gap *gaps;
 } fy_cap_header;
 
 /* Bytes go out through this callback; it returns FERRY_OK or an error. */

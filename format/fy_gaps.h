@@ -7,7 +7,12 @@
  * extends the open (unsealed) row of the same destination and identity
  * instead of adding one; the replayer seals rows before sending them, so a
  * gap never changes once it may have left the machine, and deletes them in
- * the transaction that records the destination's acknowledgement. */
+ * the transaction that records the destination's acknowledgement.
+ *
+ * A row imported from a capture describes another journal's loss: it
+ * carries that journal's id and its own first_seq, is sealed from the
+ * start (never extended, never taken back), and is keyed above
+ * FY_GAP_IMPORTED_KEY so that it cannot collide with this journal's rows. */
 #ifndef FY_GAPS_H
 #define FY_GAPS_H
 
@@ -19,9 +24,12 @@
  * without device_id/user_id, so a journal fed by very many devices keeps
  * its gap rows small. */
 #define FY_GAPS_MAX_ROWS 256u
+/* Keys of imported rows start here; the journal's own seqs stay below. */
+#define FY_GAP_IMPORTED_KEY (UINT64_C(1) << 63)
 
 typedef struct fy_gap {
     char sink[256];
+    uint64_t key_seq;             /* the row's key: first_seq, or >= FY_GAP_IMPORTED_KEY when imported */
     uint64_t first_seq, last_seq; /* lowest and highest lost seq (others may lie between) */
     uint64_t count;               /* events lost */
     int64_t first_time, last_time;         /* event `time`: earliest, latest */
@@ -29,6 +37,8 @@ typedef struct fy_gap {
     int64_t at_ms;                /* when the first of them was evicted */
     char *device_id, *user_id;    /* NULL when absent (both: unknown or shared row) */
     int sealed;                   /* being reported: never extended again */
+    int imported;                 /* the loss of journal `journal_id`, from a capture */
+    unsigned char journal_id[16]; /* imported: the journal the events were lost from */
     int dirty;                    /* (in memory) to be written */
 } fy_gap;
 
@@ -47,8 +57,14 @@ ferry_err fy_gaps_clear(fy_journal *j, MDB_txn *txn, uint64_t *n);
 /* Seals the destination's open rows; *n_sealed how many were open. */
 ferry_err fy_gaps_seal(fy_journal *j, MDB_txn *txn, const char *sink, size_t *n_sealed);
 
-/* The insert_id of a gap's loss event: the same for the same gap, always. */
+/* The journal a gap's events were lost from: its own, or an imported row's. */
+const unsigned char *fy_gap_journal(const unsigned char journal_id[16], const fy_gap *g);
+/* The insert_id of a gap's loss event: the same for the same gap, always,
+ * also after an export and import elsewhere. */
 void fy_gap_insert_id(const unsigned char journal_id[16], const fy_gap *g, char out[96]);
+/* Adds a row imported from a capture (sealed, under a fresh key) unless the
+ * destination already has it; *added 1 when written. */
+ferry_err fy_gaps_import(fy_journal *j, MDB_txn *txn, const fy_gap *g, int *added);
 /* Appends the gap's loss event (an Amplitude event object) as JSON. */
 ferry_err fy_gap_event_json(const unsigned char journal_id[16], const fy_gap *g, fy_buf *out);
 /* Appends the gap as a JSON object (ferry-journal stat). */

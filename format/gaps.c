@@ -31,10 +31,28 @@ static char *dup_n(const char *s, size_t n)
 
 /* ---- row encoding ------------------------------------------------------ */
 
+static void hex16(const unsigned char id[16], char out[33])
+{
+    for (int i = 0; i < 16; i++)
+        snprintf(out + 2 * i, 3, "%02x", id[i]);
+}
+
+/* 32 lower-case hex digits into 16 bytes; -1 when they are not. */
+static int unhex16(const char *p, unsigned char id[16])
+{
+    for (int i = 0; i < 32; i++) {
+        int v = p[i] >= '0' && p[i] <= '9' ? p[i] - '0' : p[i] >= 'a' && p[i] <= 'f' ? p[i] - 'a' + 10 : -1;
+        if (v < 0)
+            return -1;
+        id[i / 2] = (unsigned char)(i % 2 ? (id[i / 2] << 4) | v : v);
+    }
+    return 0;
+}
+
 ferry_err fy_gaps_put(fy_journal *j, MDB_txn *txn, const fy_gap *g)
 {
     unsigned char kb[300];
-    size_t kl = fy_sink_seq_key(kb, sizeof kb, g->sink, g->first_seq);
+    size_t kl = fy_sink_seq_key(kb, sizeof kb, g->sink, g->key_seq);
     if (!kl)
         return fy_fail(FERRY_EINVAL, "destination name too long: %s", g->sink);
     if (!j->gaps)
@@ -43,7 +61,7 @@ ferry_err fy_gaps_put(fy_journal *j, MDB_txn *txn, const fy_gap *g)
     fy_buf_init(&b, 0);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &b, fy_buf_msgpack_write);
-    int bad = msgpack_pack_map(&pk, 8u + (g->device_id ? 1u : 0u) + (g->user_id ? 1u : 0u));
+    int bad = msgpack_pack_map(&pk, 8u + (g->device_id ? 1u : 0u) + (g->user_id ? 1u : 0u) + (g->imported ? 2u : 0u));
 #define KEY(s) (bad |= msgpack_pack_str_with_body(&pk, s, sizeof s - 1))
     KEY("last_seq"), bad |= msgpack_pack_uint64(&pk, g->last_seq);
     KEY("count"), bad |= msgpack_pack_uint64(&pk, g->count);
@@ -57,6 +75,12 @@ ferry_err fy_gaps_put(fy_journal *j, MDB_txn *txn, const fy_gap *g)
         KEY("device_id"), bad |= msgpack_pack_str_with_body(&pk, g->device_id, strlen(g->device_id));
     if (g->user_id)
         KEY("user_id"), bad |= msgpack_pack_str_with_body(&pk, g->user_id, strlen(g->user_id));
+    if (g->imported) {
+        char hex[33];
+        hex16(g->journal_id, hex);
+        KEY("journal_id"), bad |= msgpack_pack_str_with_body(&pk, hex, 32);
+        KEY("first_seq"), bad |= msgpack_pack_uint64(&pk, g->first_seq);
+    }
 #undef KEY
     ferry_err e = FERRY_OK;
     if (bad) {
@@ -65,7 +89,7 @@ ferry_err fy_gaps_put(fy_journal *j, MDB_txn *txn, const fy_gap *g)
         MDB_val k = fy_mval(kb, kl), d = fy_mval(b.data, b.len);
         int rc = mdb_put(txn, j->gaps, &k, &d, 0);
         if (rc)
-            e = fy_fail_lmdb(rc, "journal %s: writing gap %" PRIu64 " of %s", j->path, g->first_seq, g->sink);
+            e = fy_fail_lmdb(rc, "journal %s: writing gap %" PRIu64 " of %s", j->path, g->key_seq, g->sink);
     }
     fy_buf_free(&b);
     return e;
@@ -108,7 +132,7 @@ static ferry_err gap_decode(fy_journal *j, const MDB_val *key, const MDB_val *va
     if (!nul || (size_t)(nul - kb) + 9 != key->mv_size || (size_t)(nul - kb) >= sizeof g->sink)
         return fy_fail(FERRY_ECORRUPT, "journal %s: malformed gap key", j->path);
     memcpy(g->sink, kb, (size_t)(nul - kb));
-    g->first_seq = fy_get_be64(nul + 1);
+    g->key_seq = g->first_seq = fy_get_be64(nul + 1);
     if (fy_msgpack_check(val->mv_data, val->mv_size))
         return fy_fail_prefix(FERRY_ECORRUPT, "journal %s: gap %" PRIu64 " of %s", j->path, g->first_seq, g->sink);
     msgpack_unpacked up;
@@ -125,6 +149,15 @@ static ferry_err gap_decode(fy_journal *j, const MDB_val *key, const MDB_val *va
                get_str(m, "device_id", &g->device_id) | get_str(m, "user_id", &g->user_id);
         bad |= !s || s->type != MSGPACK_OBJECT_BOOLEAN;
         g->sealed = s && s->type == MSGPACK_OBJECT_BOOLEAN && s->via.boolean;
+        /* Imported rows (and only they, above FY_GAP_IMPORTED_KEY) name
+         * their journal and first seq. */
+        const msgpack_object *id = fy_map_get(m, "journal_id");
+        g->imported = g->key_seq >= FY_GAP_IMPORTED_KEY;
+        if (g->imported)
+            bad |= !id || id->type != MSGPACK_OBJECT_STR || id->via.str.size != 32 ||
+                   unhex16(id->via.str.ptr, g->journal_id) || get_u64(m, "first_seq", &g->first_seq) || !g->sealed;
+        else
+            bad |= id != NULL || fy_map_get(m, "first_seq") != NULL;
     }
     msgpack_unpacked_destroy(&up);
     if (bad) {
@@ -132,7 +165,7 @@ static ferry_err gap_decode(fy_journal *j, const MDB_val *key, const MDB_val *va
         free(g->user_id);
         g->device_id = g->user_id = NULL;
         return fy_fail(FERRY_ECORRUPT, "journal %s: gap %" PRIu64 " of %s has a missing or malformed field",
-                       j->path, g->first_seq, g->sink);
+                       j->path, g->key_seq, g->sink);
     }
     return FERRY_OK;
 }
@@ -241,7 +274,7 @@ ferry_err fy_gaps_seal(fy_journal *j, MDB_txn *txn, const char *sink, size_t *n_
 typedef struct sink_state {
     char name[256];
     fy_cursor c;
-    size_t rows; /* gap rows it has (sealed or not) */
+    size_t rows; /* its own gap rows (sealed or not; imported ones not counted) */
 } sink_state;
 
 typedef struct evict_ctx {
@@ -312,7 +345,7 @@ static ferry_err note(evict_ctx *x, sink_state *s, const char *dev, size_t dl, c
     fy_gap n;
     memset(&n, 0, sizeof n);
     snprintf(n.sink, sizeof n.sink, "%s", s->name);
-    n.first_seq = n.last_seq = seq;
+    n.key_seq = n.first_seq = n.last_seq = seq;
     n.count = 1;
     n.first_time = n.last_time = time;
     n.first_recorded = n.last_recorded = rec;
@@ -372,7 +405,7 @@ ferry_err fy_gaps_evict(fy_journal *j, MDB_txn *txn, uint64_t max_count, uint64_
     x.cap_gaps = x.n_gaps;
     for (size_t i = 0; i < x.n_gaps && !e; i++)
         for (size_t s = 0; s < x.n_sinks; s++)
-            x.sinks[s].rows += !strcmp(x.sinks[s].name, x.gaps[i].sink);
+            x.sinks[s].rows += !x.gaps[i].imported && !strcmp(x.sinks[s].name, x.gaps[i].sink);
     /* Read (and copy what the gaps need) first: writing may move pages. */
     uint64_t last = 0, n = 0;
     MDB_cursor *cur = NULL;
@@ -408,25 +441,60 @@ ferry_err fy_gaps_evict(fy_journal *j, MDB_txn *txn, uint64_t max_count, uint64_
     return e;
 }
 
+/* ---- importing ---------------------------------------------------------- */
+
+ferry_err fy_gaps_import(fy_journal *j, MDB_txn *txn, const fy_gap *g, int *added)
+{
+    fy_gap *rows;
+    size_t n;
+    *added = 0;
+    ferry_err e = fy_gaps_list(j, txn, g->sink, &rows, &n);
+    if (e)
+        return e;
+    uint64_t key = FY_GAP_IMPORTED_KEY;
+    int present = 0;
+    for (size_t i = 0; i < n; i++) {
+        const fy_gap *r = &rows[i];
+        if (r->key_seq >= key)
+            key = r->key_seq + 1;
+        /* The same loss (its insert_id), already here: imported before, or
+         * this journal's own row coming back. */
+        present |= !memcmp(fy_gap_journal(j->id, r), fy_gap_journal(j->id, g), 16) &&
+                   r->first_seq == g->first_seq && r->last_seq == g->last_seq;
+    }
+    fy_gaps_free(rows, n);
+    if (present)
+        return FERRY_OK;
+    if (key == 0 || !memcmp(fy_gap_journal(j->id, g), j->id, 16))
+        return FERRY_OK; /* keys used up (never in practice); or a row of ours that is gone: reported */
+    fy_gap r = *g;
+    r.key_seq = key;
+    r.imported = 1;
+    r.sealed = 1;
+    if ((e = fy_gaps_put(j, txn, &r)))
+        return e;
+    *added = 1;
+    return FERRY_OK;
+}
+
 /* ---- the loss event ---------------------------------------------------- */
 
-static void hex16(const unsigned char id[16], char out[33])
+const unsigned char *fy_gap_journal(const unsigned char journal_id[16], const fy_gap *g)
 {
-    for (int i = 0; i < 16; i++)
-        snprintf(out + 2 * i, 3, "%02x", id[i]);
+    return g->imported ? g->journal_id : journal_id;
 }
 
 void fy_gap_insert_id(const unsigned char journal_id[16], const fy_gap *g, char out[96])
 {
     char hex[33];
-    hex16(journal_id, hex);
+    hex16(fy_gap_journal(journal_id, g), hex);
     snprintf(out, 96, "ferry-lost-%s-%" PRIu64 "-%" PRIu64, hex, g->first_seq, g->last_seq);
 }
 
 ferry_err fy_gap_event_json(const unsigned char journal_id[16], const fy_gap *g, fy_buf *b)
 {
     char hex[33], iid[96];
-    hex16(journal_id, hex);
+    hex16(fy_gap_journal(journal_id, g), hex);
     fy_gap_insert_id(journal_id, g, iid);
     ferry_err e = fy_buf_printf(b, "{\"event_type\":\"%s\"", FY_LOSS_EVENT_TYPE);
     if (!e && g->device_id && !(e = fy_buf_puts(b, ",\"device_id\":")))
@@ -465,8 +533,13 @@ ferry_err fy_gap_json(const fy_gap *g, fy_buf *b)
         e = fy_buf_printf(b,
                           ",\"count\":%" PRIu64 ",\"first_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64
                           ",\"first_time\":%" PRId64 ",\"last_time\":%" PRId64 ",\"first_recorded_at\":%" PRId64
-                          ",\"last_recorded_at\":%" PRId64 ",\"evicted_at_ms\":%" PRId64 ",\"sealed\":%s}",
+                          ",\"last_recorded_at\":%" PRId64 ",\"evicted_at_ms\":%" PRId64 ",\"sealed\":%s",
                           g->count, g->first_seq, g->last_seq, g->first_time, g->last_time, g->first_recorded,
                           g->last_recorded, g->at_ms, g->sealed ? "true" : "false");
-    return e;
+    if (!e && g->imported) { /* whose loss it is */
+        char hex[33];
+        hex16(g->journal_id, hex);
+        e = fy_buf_printf(b, ",\"journal_id\":\"%s\"", hex);
+    }
+    return e ? e : fy_buf_putc(b, '}');
 }

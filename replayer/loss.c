@@ -18,7 +18,7 @@
 /* Loss events per request: a handful in practice; bounded anyway. */
 #define RP_LOSS_MAX 100u
 
-static ferry_err loss_push(rp_batch *b, uint64_t first_seq)
+static ferry_err loss_push(rp_batch *b, uint64_t key_seq)
 {
     if (b->n_loss == b->cap_loss) {
         size_t cap = b->cap_loss ? b->cap_loss * 2 : 16;
@@ -28,7 +28,7 @@ static ferry_err loss_push(rp_batch *b, uint64_t first_seq)
         b->loss = p;
         b->cap_loss = cap;
     }
-    b->loss[b->n_loss++] = first_seq;
+    b->loss[b->n_loss++] = key_seq;
     return FERRY_OK;
 }
 
@@ -109,7 +109,7 @@ ferry_err rp_loss_build(fy_journal *j, const char *sink, const rp_devices *dev, 
             b->body.len = mark; /* the rest goes in the next request */
             break;
         }
-        e = loss_push(b, g[i].first_seq);
+        e = loss_push(b, g[i].key_seq);
     }
     fy_gaps_free(g, n);
     if (e) {
@@ -175,7 +175,7 @@ static ferry_err unlose(fy_journal *j, MDB_txn *txn, const char *sink, const rp_
     }
     for (size_t x = 0; x < n && !e; x++)
         if (g[x].dirty)
-            e = g[x].count ? fy_gaps_put(j, txn, &g[x]) : fy_gaps_del(j, txn, sink, g[x].first_seq);
+            e = g[x].count ? fy_gaps_put(j, txn, &g[x]) : fy_gaps_del(j, txn, sink, g[x].key_seq);
     fy_gaps_free(g, n);
     return e;
 }
@@ -207,7 +207,7 @@ ferry_err rp_loss_acked(fy_journal *j, MDB_txn *txn, const char *sink, const rp_
     ferry_err e = fy_gaps_list(j, txn, sink, &g, &n);
     for (size_t i = 0; i < b->n_loss && !e; i++) {
         for (size_t k = 0; k < n; k++)
-            if (g[k].first_seq == b->loss[i])
+            if (g[k].key_seq == b->loss[i])
                 fprintf(stderr, "ferry-replay: reported %" PRIu64 " lost event(s), seq %" PRIu64 "..%" PRIu64 "\n",
                         g[k].count, g[k].first_seq, g[k].last_seq);
         e = fy_gaps_del(j, txn, sink, b->loss[i]);
@@ -225,7 +225,7 @@ ferry_err rp_loss_refused(fy_journal *j, const char *sink, const rp_batch *b, ch
     for (size_t i = 0; i < b->n_loss && !e; i++) {
         if (reasons && !reasons[i])
             continue;
-        fprintf(stderr, "ferry-replay: the loss report for seq %" PRIu64 " was refused (status %ld): %s; dropped\n",
+        fprintf(stderr, "ferry-replay: the loss report of gap %" PRIu64 " was refused (status %ld): %s; dropped\n",
                 b->loss[i], status, reasons ? reasons[i] : "too large");
         e = fy_gaps_del(j, txn, sink, b->loss[i]);
     }

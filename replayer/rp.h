@@ -88,7 +88,7 @@ typedef struct rp_batch {
     int64_t next_ready_ms;  /* when skipped (paused/paced) events become sendable; 0: none skipped */
     uint64_t pending_seen;  /* events not done that were looked at */
     /* A loss batch (loss.c) holds only "[ferry] events lost" events, n == 0:
-     * the first seqs of the gap rows it reports, in body order. */
+     * the keys (fy_gap.key_seq) of the gap rows it reports, in body order. */
     uint64_t *loss;
     size_t n_loss, cap_loss;
     /* Rewrites on the way out (clock.h, rewrite.h), set by the caller after

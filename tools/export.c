@@ -8,6 +8,7 @@
 #include "ferry.h"
 #include "fy_cli.h"
 #include "fy_fail.h"
+#include "fy_gaps.h"
 
 #include <getopt.h>
 #include <inttypes.h>
@@ -253,6 +254,53 @@ static int emit_capture(void *arg, fj_item *it)
 
 /* ---- the command ----------------------------------------------------------------- */
 
+/* Whether the filter keeps an eviction gap: a loss not yet reported is news
+ * pending for its destination; it has its device and its time range; with
+ * --type only when the loss event's own type is asked for. */
+static int gap_kept(const fj_filter *f, const fy_gap *g)
+{
+    int type_ok = !f->n_types;
+    for (size_t i = 0; i < f->n_types; i++)
+        type_ok |= !strcmp(f->types[i], FY_LOSS_EVENT_TYPE);
+    return type_ok && (!f->states || (f->states & FJ_PENDING)) && (!f->has_since || g->last_time >= f->since) &&
+           (!f->has_until || g->first_time < f->until) &&
+           (!f->device_id || (g->device_id && !strcmp(g->device_id, f->device_id)));
+}
+
+/* The snapshot's unreported eviction gaps the filter keeps, for the capture
+ * header (their strings point into rows, kept until the export ends). */
+static ferry_err capture_gaps(fy_journal *j, const fj_snap *s, const fj_filter *f, fy_gap **rows, size_t *n_rows,
+                              fy_cap_gap **out, size_t *n_out)
+{
+    *out = NULL;
+    *n_out = 0;
+    ferry_err e = fy_gaps_list(j, s->txn, NULL, rows, n_rows);
+    if (e || !*n_rows)
+        return e;
+    if (!(*out = calloc(*n_rows, sizeof **out)))
+        return fy_fail(FERRY_ENOMEM, "out of memory");
+    for (size_t i = 0; i < *n_rows; i++) {
+        const fy_gap *g = &(*rows)[i];
+        int known = 0;
+        for (size_t d = 0; d < s->n_dests && !known; d++)
+            known = !strcmp(s->dests[d].name, g->sink);
+        if (!known || !gap_kept(f, g))
+            continue;
+        fy_cap_gap *c = &(*out)[(*n_out)++];
+        c->dest.p = g->sink;
+        c->dest.n = strlen(g->sink);
+        memcpy(c->journal_id, fy_gap_journal(j->id, g), 16);
+        c->first_seq = g->first_seq, c->last_seq = g->last_seq, c->count = g->count;
+        c->first_time = g->first_time, c->last_time = g->last_time;
+        c->first_recorded = g->first_recorded, c->last_recorded = g->last_recorded, c->at_ms = g->at_ms;
+        if ((c->has_device = g->device_id != NULL))
+            c->device_id.p = g->device_id, c->device_id.n = strlen(g->device_id);
+        if ((c->has_user = g->user_id != NULL))
+            c->user_id.p = g->user_id, c->user_id.n = strlen(g->user_id);
+    }
+    return FERRY_OK;
+}
+
 static void export_help(FILE *f)
 {
     fprintf(f,
@@ -337,6 +385,10 @@ int fj_cmd_export(fy_journal *j, int argc, char **argv)
     uint64_t bad = 0;
     int stop = 0;
     char hex[2 * FY_CAP_DIGEST + 1] = "";
+    fy_gap *gap_rows = NULL;
+    size_t n_gap_rows = 0;
+    fy_cap_gap *gaps = NULL;
+    size_t n_gaps = 0;
     fy_buf filter;
     fy_buf_init(&filter, 0);
     x.s = &s;
@@ -365,6 +417,8 @@ int fj_cmd_export(fy_journal *j, int argc, char **argv)
             e = fy_fail(FERRY_ENOMEM, "out of memory");
         char producer[64];
         snprintf(producer, sizeof producer, FJ_PROG " %s", ferry_version());
+        if (!e)
+            e = capture_gaps(j, &s, &f, &gap_rows, &n_gap_rows, &gaps, &n_gaps);
         if (!e) {
             for (size_t i = 0; i < s.n_dests; i++)
                 names[i].p = s.dests[i].name, names[i].n = strlen(s.dests[i].name);
@@ -389,6 +443,8 @@ int fj_cmd_export(fy_journal *j, int argc, char **argv)
             h.dests = names;
             h.n_devices = x.n_devs;
             h.devices = x.devs;
+            h.n_gaps = n_gaps;
+            h.gaps = gaps;
             e = fy_capw_begin(&x.w, &h, fj_out_write, &out);
         }
         free(names);
@@ -428,14 +484,19 @@ int fj_cmd_export(fy_journal *j, int argc, char **argv)
             fy_buf_printf(&b, ",\"journal\":");
             fy_json_emit_string(&b, j->path, strlen(j->path));
             fy_buf_printf(&b, ",\"journal_id\":\"%s\",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64
-                              ",\"sha256\":\"%s\",\"undecodable\":%" PRIu64 ",\"filter\":%.*s}\n",
+                              ",\"sha256\":\"%s\",\"undecodable\":%" PRIu64 ",\"filter\":%.*s",
                           id, x.n, out.bytes, hex, bad, (int)filter.len, filter.data);
+            if (format == FMT_CAPTURE) /* the unreported eviction gaps it carries */
+                fy_buf_printf(&b, ",\"gaps\":%zu", n_gaps);
+            fy_buf_puts(&b, "}\n");
             fwrite(b.data, 1, b.len, msg);
             fy_buf_free(&b);
         } else {
             fprintf(msg, "%s  %s\n", hex, name); /* sha256sum's format: `sha256sum -c` checks it */
             fprintf(stderr, FJ_PROG ": exported %" PRIu64 " record(s) as %s to %s (%" PRIu64 " bytes)\n", x.n,
                     fmt_name, to_stdout ? "standard output" : output, out.bytes);
+            if (n_gaps)
+                fprintf(stderr, FJ_PROG ": and %zu unreported eviction gap(s)\n", n_gaps);
         }
         if (bad) {
             fprintf(stderr, FJ_PROG ": %" PRIu64 " record(s) could not be decoded and were left out\n", bad);
@@ -443,6 +504,8 @@ int fj_cmd_export(fy_journal *j, int argc, char **argv)
         }
     }
     fy_capw_free(&x.w);
+    free(gaps);
+    fy_gaps_free(gap_rows, n_gap_rows);
     free(x.devs);
     fy_buf_free(&x.line);
     fy_buf_free(&filter);

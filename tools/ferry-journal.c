@@ -453,10 +453,15 @@ static ferry_err stat_gaps(fy_journal *j, fy_buf *json)
             char t1[40], t2[40];
             fy_cli_format_time(g[i].first_time, t1, sizeof t1);
             fy_cli_format_time(g[i].last_time, t2, sizeof t2);
-            printf("  %-12s %s%s%s%s %" PRIu64 " lost, seq %" PRIu64 "..%" PRIu64 ", time %s .. %s%s\n", g[i].sink,
+            char from[64] = "", hex[33];
+            if (g[i].imported) { /* another journal's loss, from a capture */
+                fy_hex(g[i].journal_id, 16, hex);
+                snprintf(from, sizeof from, " (of journal %s)", hex);
+            }
+            printf("  %-12s %s%s%s%s %" PRIu64 " lost, seq %" PRIu64 "..%" PRIu64 "%s, time %s .. %s%s\n", g[i].sink,
                    g[i].device_id ? "device " : "", g[i].device_id ? g[i].device_id : "",
                    g[i].user_id ? " user " : "", g[i].user_id ? g[i].user_id : "", g[i].count, g[i].first_seq,
-                   g[i].last_seq, t1, t2, g[i].sealed ? " (being reported)" : "");
+                   g[i].last_seq, from, t1, t2, g[i].imported ? "" : g[i].sealed ? " (being reported)" : "");
         }
         if (n > 20)
             printf("  ... and %zu more (stat --json lists them all)\n", n - 20);

@@ -9,10 +9,13 @@
  * adds nothing, and captures of any number of devices can share a journal.
  * Delivery state travels: delivered events are marked done in the cursor of
  * the same destination, dead ones become dead letters (same status, reason
- * and time), pending ones stay pending. */
+ * and time), pending ones stay pending. Unreported eviction gaps (capture
+ * 1.1) become sealed gap rows that keep their journal's id, so the loss is
+ * reported from here with the insert_id the device would have used. */
 #include "fj.h"
 #include "fy_cli.h"
 #include "fy_fail.h"
+#include "fy_gaps.h"
 
 #include <getopt.h>
 #include <inttypes.h>
@@ -67,8 +70,35 @@ static ferry_err add_done(idest *d, uint64_t seq)
 typedef struct result {
     unsigned char src_id[16];
     uint64_t records, imported, present, first, last, pending, delivered, dead;
+    uint64_t gaps, gaps_present; /* eviction gaps added, already here */
     int same_journal;
 } result;
+
+static ferry_err import_gap(fy_journal *j, MDB_txn *txn, const fy_cap_gap *c, result *res)
+{
+    fy_gap g;
+    memset(&g, 0, sizeof g);
+    snprintf(g.sink, sizeof g.sink, "%.*s", (int)c->dest.n, c->dest.p);
+    g.imported = 1;
+    memcpy(g.journal_id, c->journal_id, 16);
+    g.first_seq = c->first_seq, g.last_seq = c->last_seq, g.count = c->count;
+    g.first_time = c->first_time, g.last_time = c->last_time;
+    g.first_recorded = c->first_recorded, g.last_recorded = c->last_recorded, g.at_ms = c->at_ms;
+    if ((c->has_device && !(g.device_id = strndup(c->device_id.p, c->device_id.n))) ||
+        (c->has_user && !(g.user_id = strndup(c->user_id.p, c->user_id.n)))) {
+        free(g.device_id);
+        return fy_fail(FERRY_ENOMEM, "out of memory");
+    }
+    int added = 0;
+    ferry_err e = fy_gaps_import(j, txn, &g, &added);
+    free(g.device_id);
+    free(g.user_id);
+    if (added)
+        res->gaps++;
+    else
+        res->gaps_present++;
+    return e;
+}
 
 static ferry_err import_txn(fy_journal *j, const fj_map *m, const char *path, int progress, result *res)
 {
@@ -204,6 +234,8 @@ static ferry_err import_txn(fy_journal *j, const fj_map *m, const char *path, in
         d->c.dead += d->dead;
         e = fy_cursor_put(j, txn, d->name, &d->c);
     }
+    for (size_t i = 0; i < r.h.n_gaps && !e; i++)
+        e = import_gap(j, txn, &r.h.gaps[i], res);
     /* A number given to a dead letter that is not stored must not be handed
      * out again either. */
     uint64_t floor;
@@ -320,9 +352,9 @@ int fj_cmd_import(const char *dir, int argc, char **argv)
         fy_buf_printf(&b, ",\"journal_id\":\"%s\",\"source_journal_id\":\"%s\",\"records\":%" PRIu64
                           ",\"imported\":%" PRIu64 ",\"already_present\":%" PRIu64 ",\"first_seq\":%" PRIu64
                           ",\"last_seq\":%" PRIu64 ",\"pending\":%" PRIu64 ",\"delivered\":%" PRIu64 ",\"dead\":%" PRIu64
-                          "}\n",
+                          ",\"gaps\":%" PRIu64 ",\"gaps_already_present\":%" PRIu64 "}\n",
                       dst, src, res.records, res.imported, res.present, res.first, res.last, res.pending,
-                      res.delivered, res.dead);
+                      res.delivered, res.dead, res.gaps, res.gaps_present);
         fwrite(b.data, 1, b.len, stdout);
         fy_buf_free(&b);
     } else if (res.same_journal) {
@@ -336,5 +368,8 @@ int fj_cmd_import(const char *dir, int argc, char **argv)
         printf("nothing imported from %s (journal %s): all %" PRIu64 " event(s) already present\n", path, src,
                res.present);
     }
+    if (!json && res.gaps)
+        printf("and %" PRIu64 " unreported eviction gap(s): ferry-replay reports them as \"%s\"\n", res.gaps,
+               FY_LOSS_EVENT_TYPE);
     return EX_OK;
 }

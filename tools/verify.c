@@ -137,9 +137,9 @@ static int verify_capture(const char *path, int json)
         if (usable) {
             fy_buf_printf(&b, ",\"version\":\"%u.%u\",\"journal_id\":\"%s\",\"records\":%" PRIu64
                               ",\"announced\":%" PRIu64 ",\"first_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64
-                              ",\"export_ms\":%" PRId64 ",\"devices\":%zu,\"destinations\":[",
+                              ",\"export_ms\":%" PRId64 ",\"devices\":%zu,\"gaps\":%zu,\"destinations\":[",
                           r.h.major, r.h.minor, id, n, r.h.count, r.h.first_seq, r.h.last_seq, r.h.export_ms,
-                          r.h.n_devices);
+                          r.h.n_devices, r.h.n_gaps);
             for (size_t i = 0; i < r.h.n_dests; i++) {
                 if (i)
                     fy_buf_putc(&b, ',');
@@ -153,8 +153,9 @@ static int verify_capture(const char *path, int json)
         fy_buf_free(&b);
     } else if (!problems) {
         printf("%s: OK: capture %u.%u of journal %s, %" PRIu64 " record(s), seq %" PRIu64 "..%" PRIu64
-               ", %zu device(s), exported %s\n%s  %s\n",
-               path, r.h.major, r.h.minor, id, n, r.h.first_seq, r.h.last_seq, r.h.n_devices, when, hex, path);
+               ", %zu device(s), %zu unreported eviction gap(s), exported %s\n%s  %s\n",
+               path, r.h.major, r.h.minor, id, n, r.h.first_seq, r.h.last_seq, r.h.n_devices, r.h.n_gaps, when, hex,
+               path);
     } else {
         printf("%s: %" PRIu64 " problem(s) found; do not import this capture\n", path, problems);
     }
@@ -424,10 +425,12 @@ static void check_gaps(jv *v)
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        if (g[i].count == 0 || g[i].first_seq == 0 || g[i].first_seq > g[i].last_seq || g[i].last_seq > v->last ||
+        /* An imported row counts another journal's seqs. */
+        if (g[i].count == 0 || g[i].first_seq == 0 || g[i].first_seq > g[i].last_seq ||
+            (!g[i].imported && g[i].last_seq > v->last) ||
             g[i].count > g[i].last_seq - g[i].first_seq + 1 || g[i].first_time > g[i].last_time) {
             char where[300];
-            snprintf(where, sizeof where, "gap %" PRIu64 " of %s", g[i].first_seq, g[i].sink);
+            snprintf(where, sizeof where, "gap %" PRIu64 " of %s", g[i].key_seq, g[i].sink);
             problem(v->rp, where, -1, "inconsistent: seq %" PRIu64 "..%" PRIu64 ", count %" PRIu64,
                     g[i].first_seq, g[i].last_seq, g[i].count);
         }

@@ -163,6 +163,19 @@ class Tamper(FieldCase):
         b[he:he + 32] = hashlib.sha256(bytes(b[:he])).digest()
         self.check_bad(bytes(b), "records found, the header announces")
 
+    def test_gap_lies(self):
+        """Capture 1.1 gaps that cannot be true (digests fixed up): a gap of
+        no event, or of a destination the capture does not name."""
+        import hashlib
+        he = self.layout["header_end"]
+        self.assertEqual(self.good[he - 4:he], b"\0\0\0\0")  # no gaps
+        for dest, count in ((b"amplitude", 0), (b"nowhere", 1)):
+            gap = struct.pack(">H", len(dest)) + dest + bytes(16) + struct.pack(">QQQqqqqqB", 1, 2, count, 5, 6, 5, 6, 7, 0)
+            b = bytearray(self.good[:he - 4] + struct.pack(">I", 1) + gap)
+            struct.pack_into(">I", b, 12, len(b) - 16)
+            b += hashlib.sha256(bytes(b)).digest() + self.good[he + 32:]
+            self.check_bad(bytes(b), "gap 1 is inconsistent", offset=he)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

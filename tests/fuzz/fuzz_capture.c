@@ -67,6 +67,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         within(data, size, h->dests[i].p, h->dests[i].n, "a destination name");
     for (size_t i = 0; i < h->n_devices; i++)
         within(data, size, h->devices[i].p, h->devices[i].n, "a device id");
+    for (size_t i = 0; i < h->n_gaps; i++) {
+        within(data, size, h->gaps[i].dest.p, h->gaps[i].dest.n, "a gap's destination");
+        within(data, size, h->gaps[i].device_id.p, h->gaps[i].device_id.n, "a gap's device id");
+        within(data, size, h->gaps[i].user_id.p, h->gaps[i].user_id.n, "a gap's user id");
+    }
     within(data, size, h->producer.p, h->producer.n, "the producer");
     within(data, size, h->filter.p, h->filter.n, "the filter");
 

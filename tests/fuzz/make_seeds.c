@@ -406,6 +406,26 @@ static void make_capture(fy_buf *out, size_t n_entries, size_t n_dests)
     h.dests = dests;
     h.n_devices = 2;
     h.devices = devices;
+    /* Capture 1.1: two eviction gaps when there are several destinations
+     * (one with an identity, one shared row without). */
+    fy_cap_gap gaps[2];
+    memset(gaps, 0, sizeof gaps);
+    for (size_t i = 0; i < 2; i++) {
+        gaps[i].dest = dests[i];
+        memcpy(gaps[i].journal_id, h.journal_id, 16);
+        gaps[i].first_seq = 1;
+        gaps[i].last_seq = 2 + i;
+        gaps[i].count = 2;
+        gaps[i].first_time = gaps[i].first_recorded = 1795937265590;
+        gaps[i].last_time = gaps[i].last_recorded = gaps[i].at_ms = 1795937266000;
+    }
+    gaps[0].has_device = gaps[0].has_user = 1;
+    gaps[0].device_id = devices[0];
+    cap_str(&gaps[0].user_id, "u-1");
+    if (n_dests > 1) {
+        h.n_gaps = 2;
+        h.gaps = gaps;
+    }
     fy_buf_init(out, 0);
     fy_capw w;
     ferry_err e = fy_capw_begin(&w, &h, to_buf, out);

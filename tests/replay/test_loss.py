@@ -344,6 +344,65 @@ class Loss(ReplayCase):
         st = self.stat()
         self.assertEqual((st["gaps_unsent"], st["gaps"]), (0, []))
 
+    def test_gaps_travel_in_captures(self):
+        """export --format capture carries the unreported gaps (capture 1.1);
+        import makes them sealed rows of the source journal, so the journal
+        a field engineer replays reports the loss with the insert_id the
+        device itself would use: whoever reports first, it counts once."""
+        self.record_small(self.padded(4000))
+        src = self.stat()
+        self.assertEqual(src["gaps_unsent"], 3)
+        cap = os.path.join(self.tmp, "cap.fyc")
+
+        def export(*filt):
+            out = self.run_tool(JOURNAL, "-j", self.journal, "export", "--format", "capture", "--output", cap,
+                                "--force", "--json", *filt, check=0).stdout
+            return json.loads(out)["gaps"]
+        # The filter applies to gaps: its device, its times, pending news.
+        self.assertEqual(export("--device-id", device(1)), 1)
+        self.assertEqual(export("--delivered"), 0)
+        self.assertEqual(export("--type", "nothing"), 0)
+        self.assertEqual(export("--type", LOSS), 3)
+        self.assertEqual(export("--until", "1"), 0)
+        self.assertEqual(export(), 3)
+        out = self.run_tool(JOURNAL, "verify", cap, check=0).stdout.decode()
+        self.assertIn("capture 1.1", out)
+        self.assertIn("3 unreported eviction gap(s)", out)
+
+        source, other = self.journal, os.path.join(self.tmp, "field")
+        self.journal = other
+        imp = json.loads(self.run_tool(JOURNAL, "import", cap, "-j", other, "--json", check=0).stdout)
+        self.assertEqual((imp["gaps"], imp["gaps_already_present"]), (3, 0))
+        imp = json.loads(self.run_tool(JOURNAL, "import", cap, "-j", other, "--json", check=0).stdout)
+        self.assertEqual((imp["gaps"], imp["gaps_already_present"]), (0, 3))
+        st = self.stat()
+        self.assertEqual(st["gaps_unsent_events"], src["evicted"])
+        self.assertEqual(sorted((g["device_id"], g["first_seq"], g["last_seq"], g["count"]) for g in st["gaps"]),
+                         sorted((g["device_id"], g["first_seq"], g["last_seq"], g["count"]) for g in src["gaps"]))
+        for g in st["gaps"]:
+            self.assertTrue(g["sealed"])
+            self.assertEqual(g["journal_id"], src["journal_id"])
+        self.run_tool(JOURNAL, "-j", other, "verify", check=0)
+        # New evictions in this journal never extend an imported row.
+        self.record_small(self.padded(3000, start=4000, prefix="f"))
+        st = self.stat()
+        self.assertEqual(len([g for g in st["gaps"] if "journal_id" in g]), 3)
+        self.assertEqual(len([g for g in st["gaps"] if "journal_id" not in g]), 3)
+
+        with self.sink() as sink:
+            self.replay(sink, *REPLAY_ARGS, check=0)
+            loss, regular = self.split(self.accepted())
+            from_src = [e for e in loss if e["event_properties"]["journal_id"] == src["journal_id"]]
+            self.assertEqual(len(loss), 6)
+            self.journal = source
+            self.assert_loss_events(from_src, src["gaps"])  # the device's own insert_ids
+            self.assertEqual(self.stat()["gaps_unsent"], 3)
+            # The device reports the same losses later: the sink counts each once.
+            self.replay(sink, *REPLAY_ARGS, check=0)
+            loss2, _ = self.split(self.accepted())
+            self.assertEqual(sorted(e["insert_id"] for e in loss2), sorted(e["insert_id"] for e in loss))
+            self.assertEqual(self.stat()["gaps_unsent"], 0)
+
 
 def gaps_sealed(gaps):
     return [dict(g, sealed=True) for g in gaps]

@@ -332,6 +332,78 @@ static void test_loss_event(void **state)
     fy_buf_free(&b);
 }
 
+/* Rows imported from a capture: keyed apart from the journal's own (even
+ * with the same first_seq), sealed, never extended by later evictions,
+ * imported once; their loss event names their own journal. */
+static void test_imported_rows(void **state)
+{
+    fixture *f = *state;
+    fill(f, 100, 2);
+    fy_gap *own;
+    size_t n_own;
+    list(f, NULL, &own, &n_own);
+    assert_int_equal(n_own, 2);
+    const unsigned char other[16] = {0xab, 0xcd, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14};
+    fy_gap g;
+    memset(&g, 0, sizeof g);
+    snprintf(g.sink, sizeof g.sink, "%s", FY_DEFAULT_SINK);
+    g.imported = 1;
+    memcpy(g.journal_id, other, 16);
+    g.first_seq = own[0].first_seq, g.last_seq = own[0].first_seq + 10, g.count = 3; /* same first seq */
+    g.first_time = g.last_time = 5;
+    char dev[] = "far-device";
+    g.device_id = dev;
+    int added[5];
+    MDB_txn *txn;
+    assert_int_equal(fy_txn_begin(&f->j, 0, &txn), FERRY_OK);
+    assert_int_equal(fy_gaps_import(&f->j, txn, &g, &added[0]), FERRY_OK);
+    assert_int_equal(fy_gaps_import(&f->j, txn, &g, &added[1]), FERRY_OK);  /* the same loss again */
+    g.last_seq++;
+    assert_int_equal(fy_gaps_import(&f->j, txn, &g, &added[2]), FERRY_OK);  /* another range: another loss */
+    fy_gap mine = own[0];                                                     /* this journal's own row back */
+    mine.imported = 1;
+    memcpy(mine.journal_id, f->j.id, 16);
+    assert_int_equal(fy_gaps_import(&f->j, txn, &mine, &added[3]), FERRY_OK);
+    mine.last_seq = 1; /* ours, no longer here: reported already */
+    assert_int_equal(fy_gaps_import(&f->j, txn, &mine, &added[4]), FERRY_OK);
+    assert_int_equal(fy_txn_commit(&f->j, txn, "import"), FERRY_OK);
+    assert_int_equal(added[0] + 2 * added[1] + 4 * added[2] + 8 * added[3] + 16 * added[4], 1 + 4);
+
+    fy_gap *rows;
+    size_t n;
+    list(f, NULL, &rows, &n);
+    assert_int_equal(n, 4);
+    assert_int_equal(rows[2].key_seq, FY_GAP_IMPORTED_KEY);
+    assert_int_equal(rows[3].key_seq, FY_GAP_IMPORTED_KEY + 1);
+    for (size_t i = 2; i < 4; i++) {
+        assert_true(rows[i].imported && rows[i].sealed);
+        assert_memory_equal(rows[i].journal_id, other, 16);
+        assert_memory_equal(fy_gap_journal(f->j.id, &rows[i]), other, 16);
+        assert_int_equal(rows[i].first_seq, own[0].first_seq);
+        assert_int_equal(rows[i].count, 3);
+        assert_string_equal(rows[i].device_id, "far-device");
+    }
+    char iid[96], want[96];
+    fy_gap_insert_id(f->j.id, &rows[2], iid);
+    snprintf(want, sizeof want, "ferry-lost-abcd0102030405060708090a0b0c0d0e-%llu-%llu",
+             (unsigned long long)own[0].first_seq, (unsigned long long)own[0].first_seq + 10);
+    assert_string_equal(iid, want);
+    assert_false(rows[0].imported);
+    assert_memory_equal(fy_gap_journal(f->j.id, &rows[0]), f->j.id, 16);
+    fy_gaps_free(rows, n);
+
+    /* Later evictions extend the journal's own rows only. */
+    uint64_t before = sum(own, n_own);
+    fill(f, 50, 2);
+    list(f, NULL, &rows, &n);
+    assert_int_equal(n, 4);
+    assert_int_equal(rows[0].count + rows[1].count, evicted(f));
+    assert_true(rows[0].count + rows[1].count > before);
+    assert_int_equal(rows[2].count + rows[3].count, 6);
+    fy_gaps_free(rows, n);
+    fy_gaps_free(own, n_own);
+}
+
 /* A reopened journal keeps its rows; a read-only open lists them. */
 static void test_rows_survive_reopen(void **state)
 {
@@ -360,6 +432,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rows_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loss_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rows_survive_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_imported_rows, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

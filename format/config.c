@@ -419,6 +419,17 @@ int fy_config_opt_out(const fy_config *c, char *why, size_t n)
     return file_says_opt_out(c, why, n);
 }
 
+void fy_config_check_ok(const fy_config *c, int opt_out_flag, const char *opted_out_means)
+{
+    char why[4200];
+    int out = fy_config_opt_out(c, why, sizeof why) || (opt_out_flag && snprintf(why, sizeof why, "--opt-out"));
+    printf("%s: configuration OK (configuration file %s: %s)", c->prog, c->path ? c->path : "(none)",
+           c->found ? "read" : "not found");
+    if (out)
+        printf("; opted out (%s): a run %s", why, opted_out_means);
+    putchar('\n');
+}
+
 int fy_config_file_opt_out(fy_config *c, char *why, size_t n)
 {
     struct stat st;

@@ -102,6 +102,11 @@ const fy_conf_value *fy_config_get(const fy_config *c, const char *section, cons
  * in the file. Returns 1 and describes the source in why, else 0. */
 int fy_config_opt_out(const fy_config *c, char *why, size_t n);
 
+/* --check-config's answer on stdout: "PROG: configuration OK (configuration
+ * file F: read)", and the opt-out when any source (opt_out_flag: the
+ * program's --opt-out) asks for it: "a run <opted_out_means>". */
+void fy_config_check_ok(const fy_config *c, int opt_out_flag, const char *opted_out_means);
+
 /* The same for a long-running program: the file is read again when it
  * changed (errors in it are then ignored); the environment is not looked at. */
 int fy_config_file_opt_out(fy_config *c, char *why, size_t n);

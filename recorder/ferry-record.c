@@ -444,11 +444,7 @@ int main(int argc, char **argv)
     if (status == EX_OK && !dir)
         status = usage_error("%s", "no journal directory: pass -j DIR or set FERRY_JOURNAL");
     if (status == EX_OK && check) {
-        char why[4200];
-        int out = fy_config_opt_out(&config, why, sizeof why) || (opts.opt_out && snprintf(why, sizeof why, "--opt-out"));
-        printf(PROG ": configuration OK (configuration file %s: %s)%s%s%s\n", config.path ? config.path : "(none)",
-               config.found ? "read" : "not found", out ? "; opted out (" : "", out ? why : "",
-               out ? "): a run records nothing" : "");
+        fy_config_check_ok(&config, opts.opt_out, "records nothing");
         status = -1;
     }
     if (status == EX_OK && svc.listen) {

@@ -129,15 +129,6 @@ static int sink_name_ok(const char *s)
 /* The configuration file's settings come in front of argv (fy_config.h). */
 static fy_config config;
 
-/* For --check-config: which file the settings came from. */
-static const char *config_source(void)
-{
-    static char text[4200];
-    snprintf(text, sizeof text, "configuration file %s: %s", config.path ? config.path : "(none)",
-             config.found ? "read" : "not found");
-    return text;
-}
-
 /* The API key: from the file, else $FERRY_API_KEY; trailing whitespace cut.
  * Messages name the file, never the key. */
 static int load_api_key(const char *file, char *out, size_t n)
@@ -411,7 +402,7 @@ int main(int argc, char **argv)
     char why[4200];
     if (fy_config_opt_out(&config, why, sizeof why) || (opt_out && snprintf(why, sizeof why, "--opt-out"))) {
         if (check) {
-            printf(PROG ": configuration OK (%s); opted out (%s): a run sends nothing\n", config_source(), why);
+            fy_config_check_ok(&config, opt_out, "sends nothing");
             fy_config_free(&config);
             return EX_OK;
         }
@@ -457,7 +448,7 @@ int main(int argc, char **argv)
     cfg.url = url;
 
     if (check) {
-        printf(PROG ": configuration OK (%s)\n", config_source());
+        fy_config_check_ok(&config, 0, "sends nothing");
         code = EX_OK;
     } else {
         code = rp_run(&cfg);

@@ -133,6 +133,19 @@ void fy_cursor_free(fy_cursor *c);
  * FERRY_ECORRUPT; fn's error stops the walk and is returned. */
 typedef ferry_err (*fy_cursor_fn)(void *arg, const char *name, fy_cursor *c);
 ferry_err fy_cursor_each(fy_journal *j, MDB_txn *txn, int implied_default, fy_cursor_fn fn, void *arg);
+/* A destination and its cursor: the first member of whatever a caller keeps
+ * per destination. */
+typedef struct fy_named_cursor {
+    char name[256];
+    fy_cursor c;
+} fy_named_cursor;
+/* Appends every destination's cursor (as fy_cursor_each) to arr, an array
+ * of *n elements of elem_size bytes each beginning with a fy_named_cursor
+ * (the rest of a new element zeroed), and returns the array, moved or not.
+ * On error (*e) the elements appended so far stay; the caller frees their
+ * cursors and the array. */
+void *fy_cursors_load(fy_journal *j, MDB_txn *txn, int implied_default, void *arr, size_t *n, size_t elem_size,
+                      ferry_err *e);
 /* The lowest watermark over all destinations: events at or below it are
  * delivered everywhere. 0 when no destination is registered. */
 ferry_err fy_delivered_everywhere(fy_journal *j, MDB_txn *txn, uint64_t *watermark);

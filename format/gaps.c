@@ -272,8 +272,7 @@ ferry_err fy_gaps_seal(fy_journal *j, MDB_txn *txn, const char *sink, size_t *n_
 /* ---- recording an eviction --------------------------------------------- */
 
 typedef struct sink_state {
-    char name[256];
-    fy_cursor c;
+    fy_named_cursor d; /* first: fy_cursors_load fills it */
     size_t rows; /* its own gap rows (sealed or not; imported ones not counted) */
 } sink_state;
 
@@ -285,25 +284,11 @@ typedef struct evict_ctx {
     int64_t now;
 } evict_ctx;
 
-static ferry_err add_sink(void *arg, const char *name, fy_cursor *c)
-{
-    evict_ctx *x = arg;
-    sink_state *p = realloc(x->sinks, (x->n_sinks + 1) * sizeof *p);
-    if (!p) {
-        fy_cursor_free(c);
-        return fy_fail(FERRY_ENOMEM, "out of memory");
-    }
-    x->sinks = p;
-    sink_state *s = &x->sinks[x->n_sinks++];
-    memset(s, 0, sizeof *s);
-    snprintf(s->name, sizeof s->name, "%s", name);
-    s->c = *c;
-    return FERRY_OK;
-}
-
 static ferry_err load_sinks(fy_journal *j, MDB_txn *txn, evict_ctx *x)
 {
-    return fy_cursor_each(j, txn, 1, add_sink, x);
+    ferry_err e;
+    x->sinks = fy_cursors_load(j, txn, 1, x->sinks, &x->n_sinks, sizeof *x->sinks, &e);
+    return e;
 }
 
 static int same_str(const char *a, const char *b, size_t bl)
@@ -322,7 +307,7 @@ static ferry_err note(evict_ctx *x, sink_state *s, const char *dev, size_t dl, c
     for (int pass = 0; pass < 2 && !g; pass++) {
         for (size_t i = 0; i < x->n_gaps; i++) {
             fy_gap *c = &x->gaps[i];
-            if (!c->sealed && !strcmp(c->sink, s->name) && same_str(c->device_id, dev, dl) &&
+            if (!c->sealed && !strcmp(c->sink, s->d.name) && same_str(c->device_id, dev, dl) &&
                 same_str(c->user_id, user, ul)) {
                 g = c;
                 break;
@@ -344,7 +329,7 @@ static ferry_err note(evict_ctx *x, sink_state *s, const char *dev, size_t dl, c
     }
     fy_gap n;
     memset(&n, 0, sizeof n);
-    snprintf(n.sink, sizeof n.sink, "%s", s->name);
+    snprintf(n.sink, sizeof n.sink, "%s", s->d.name);
     n.key_seq = n.first_seq = n.last_seq = seq;
     n.count = 1;
     n.first_time = n.last_time = time;
@@ -384,7 +369,7 @@ static ferry_err note_event(evict_ctx *x, uint64_t seq, const MDB_val *d)
     }
     ferry_err e = FERRY_OK;
     for (size_t i = 0; i < x->n_sinks && !e; i++)
-        if (!fy_cursor_is_done(&x->sinks[i].c, seq))
+        if (!fy_cursor_is_done(&x->sinks[i].d.c, seq))
             e = note(x, &x->sinks[i], dev, dl, user, ul, seq, time, rec);
     if (ok)
         fy_record_free(&r);
@@ -405,7 +390,7 @@ ferry_err fy_gaps_evict(fy_journal *j, MDB_txn *txn, uint64_t max_count, uint64_
     x.cap_gaps = x.n_gaps;
     for (size_t i = 0; i < x.n_gaps && !e; i++)
         for (size_t s = 0; s < x.n_sinks; s++)
-            x.sinks[s].rows += !x.gaps[i].imported && !strcmp(x.sinks[s].name, x.gaps[i].sink);
+            x.sinks[s].rows += !x.gaps[i].imported && !strcmp(x.sinks[s].d.name, x.gaps[i].sink);
     /* Read (and copy what the gaps need) first: writing may move pages. */
     uint64_t last = 0, n = 0;
     MDB_cursor *cur = NULL;
@@ -435,7 +420,7 @@ ferry_err fy_gaps_evict(fy_journal *j, MDB_txn *txn, uint64_t max_count, uint64_
         if (x.gaps[i].dirty)
             e = fy_gaps_put(j, txn, &x.gaps[i]);
     for (size_t s = 0; s < x.n_sinks; s++)
-        fy_cursor_free(&x.sinks[s].c);
+        fy_cursor_free(&x.sinks[s].d.c);
     free(x.sinks);
     fy_gaps_free(x.gaps, x.n_gaps);
     return e;

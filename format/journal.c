@@ -376,6 +376,37 @@ ferry_err fy_cursor_put(fy_journal *j, MDB_txn *txn, const char *sink, const fy_
     return e;
 }
 
+typedef struct load_ctx {
+    unsigned char *arr;
+    size_t *n, size;
+} load_ctx;
+
+static ferry_err load_one(void *arg, const char *name, fy_cursor *c)
+{
+    load_ctx *l = arg;
+    unsigned char *p = realloc(l->arr, (*l->n + 1) * l->size);
+    if (!p) {
+        fy_cursor_free(c);
+        return fy_fail(FERRY_ENOMEM, "out of memory");
+    }
+    l->arr = p;
+    unsigned char *el = p + *l->n * l->size;
+    memset(el, 0, l->size);
+    fy_named_cursor *nc = (fy_named_cursor *)(void *)el; /* the element's first member */
+    snprintf(nc->name, sizeof nc->name, "%s", name);
+    nc->c = *c;
+    (*l->n)++;
+    return FERRY_OK;
+}
+
+void *fy_cursors_load(fy_journal *j, MDB_txn *txn, int implied_default, void *arr, size_t *n, size_t elem_size,
+                      ferry_err *e)
+{
+    load_ctx l = {arr, n, elem_size};
+    *e = fy_cursor_each(j, txn, implied_default, load_one, &l);
+    return l.arr;
+}
+
 ferry_err fy_cursor_each(fy_journal *j, MDB_txn *txn, int implied_default, fy_cursor_fn fn, void *arg)
 {
     MDB_cursor *cur;

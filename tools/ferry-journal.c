@@ -121,8 +121,7 @@ static int fail(ferry_err e)
 /* ---- stat -------------------------------------------------------------- */
 
 typedef struct dest {
-    char name[256];
-    fy_cursor c;
+    fy_named_cursor d; /* first: fy_cursors_load fills it */
     uint64_t pending;
     uint64_t oldest_seq;       /* first event still pending for it (0: none) */
     int64_t oldest_recorded_ms;
@@ -151,25 +150,11 @@ typedef struct stats {
     const fy_buf *extra_json; /* more keys for stat --json (--by-type, --by-category) */
 } stats;
 
-static ferry_err add_dest(void *arg, const char *name, fy_cursor *c)
-{
-    stats *s = arg;
-    dest *nd = realloc(s->dests, (s->n_dests + 1) * sizeof *nd);
-    if (!nd) {
-        fy_cursor_free(c);
-        return fy_fail(FERRY_ENOMEM, "out of memory");
-    }
-    s->dests = nd;
-    dest *x = &s->dests[s->n_dests++];
-    memset(x, 0, sizeof *x);
-    snprintf(x->name, sizeof x->name, "%s", name);
-    x->c = *c;
-    return FERRY_OK;
-}
-
 static ferry_err load_dests(fy_journal *j, MDB_txn *txn, stats *s)
 {
-    return fy_cursor_each(j, txn, 1, add_dest, s);
+    ferry_err e;
+    s->dests = fy_cursors_load(j, txn, 1, s->dests, &s->n_dests, sizeof *s->dests, &e);
+    return e;
 }
 
 static ferry_err count_pending(fy_journal *j, MDB_txn *txn, stats *s)
@@ -177,10 +162,10 @@ static ferry_err count_pending(fy_journal *j, MDB_txn *txn, stats *s)
     uint64_t low = UINT64_MAX;
     s->delivered = UINT64_MAX;
     for (size_t i = 0; i < s->n_dests; i++) {
-        if (s->dests[i].c.delivered < low)
-            low = s->dests[i].c.delivered;
-        if (s->dests[i].c.sent < s->delivered)
-            s->delivered = s->dests[i].c.sent;
+        if (s->dests[i].d.c.delivered < low)
+            low = s->dests[i].d.c.delivered;
+        if (s->dests[i].d.c.sent < s->delivered)
+            s->delivered = s->dests[i].d.c.sent;
     }
     MDB_cursor *cur;
     int rc = mdb_cursor_open(txn, j->events, &cur);
@@ -195,7 +180,7 @@ static ferry_err count_pending(fy_journal *j, MDB_txn *txn, stats *s)
         int any = 0;
         for (size_t i = 0; i < s->n_dests; i++) {
             dest *x = &s->dests[i];
-            if (fy_cursor_is_done(&x->c, seq))
+            if (fy_cursor_is_done(&x->d.c, seq))
                 continue;
             if (x->pending++ == 0)
                 x->oldest_seq = seq;
@@ -330,15 +315,15 @@ static void print_stat_json(const fy_journal *j, const stats *s)
     for (size_t i = 0; i < s->n_dests; i++) {
         const dest *x = &s->dests[i];
         fy_buf_puts(&b, i ? ",{\"name\":" : "{\"name\":");
-        fy_json_emit_string(&b, x->name, strlen(x->name));
+        fy_json_emit_string(&b, x->d.name, strlen(x->d.name));
         fy_buf_printf(&b,
                       ",\"delivered_through\":%" PRIu64 ",\"delivered_above\":%zu,\"pending\":%" PRIu64
                       ",\"sent\":%" PRIu64 ",\"resent\":%" PRIu64 ",\"dead\":%" PRIu64
                       ",\"resent_outside_dedup_window\":%" PRIu64 ",\"last_success_ms\":%" PRId64
                       ",\"inflight_first_attempt_ms\":%" PRId64 ",\"oldest_pending_seq\":%" PRIu64
                       ",\"lag_ms\":%" PRId64 "}",
-                      x->c.delivered, x->c.n_above, x->pending, x->c.sent, x->c.resent, x->c.dead,
-                      x->c.outside_window, x->c.last_success_ms, x->c.inflight_first_ms, x->oldest_seq,
+                      x->d.c.delivered, x->d.c.n_above, x->pending, x->d.c.sent, x->d.c.resent, x->d.c.dead,
+                      x->d.c.outside_window, x->d.c.last_success_ms, x->d.c.inflight_first_ms, x->oldest_seq,
                       x->pending ? s->now_ms - x->oldest_recorded_ms : 0);
     }
     fy_buf_puts(&b, "],\"dead_by_reason\":[");
@@ -405,11 +390,11 @@ static void print_stat_text(const fy_journal *j, const stats *s)
     printf("destinations\n");
     for (size_t i = 0; i < s->n_dests; i++) {
         const dest *x = &s->dests[i];
-        fy_cli_format_time(x->c.last_success_ms, t1, sizeof t1);
+        fy_cli_format_time(x->d.c.last_success_ms, t1, sizeof t1);
         printf("  %-12s delivered through seq %" PRIu64 " (+%zu above), pending %" PRIu64 ", sent %" PRIu64
                ", resent %" PRIu64 " (%" PRIu64 " after the dedup window), dead %" PRIu64 ", last success %s",
-               x->name, x->c.delivered, x->c.n_above, x->pending, x->c.sent, x->c.resent, x->c.outside_window,
-               x->c.dead, t1);
+               x->d.name, x->d.c.delivered, x->d.c.n_above, x->pending, x->d.c.sent, x->d.c.resent, x->d.c.outside_window,
+               x->d.c.dead, t1);
         if (x->pending)
             printf(", lag %.0f s", (double)(s->now_ms - x->oldest_recorded_ms) / 1000.0);
         putchar('\n');
@@ -648,7 +633,7 @@ static int cmd_stat(fy_journal *j, int argc, char **argv)
             breakdown_text(&bd, by_type, by_cat);
     }
     for (size_t i = 0; i < s.n_dests; i++)
-        fy_cursor_free(&s.dests[i].c);
+        fy_cursor_free(&s.dests[i].d.c);
     free(s.dests);
     free(s.reasons);
     jt_free_types(bd.types, bd.n_types);

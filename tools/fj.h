@@ -102,10 +102,7 @@ void fj_progress_end(fj_progress *p);
 
 /* ---- a consistent snapshot of a journal ------------------------------------ */
 
-typedef struct fj_dest {
-    char name[256];
-    fy_cursor c;
-} fj_dest;
+typedef fy_named_cursor fj_dest;
 
 typedef struct fj_snap {
     fy_journal *j;

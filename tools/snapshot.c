@@ -15,25 +15,11 @@ const char *fj_state_name(unsigned s)
     return s == FJ_DEAD ? "dead" : s == FJ_PENDING ? "pending" : "delivered";
 }
 
-static ferry_err add_dest(void *arg, const char *name, fy_cursor *c)
-{
-    fj_snap *s = arg;
-    fj_dest *nd = realloc(s->dests, (s->n_dests + 1) * sizeof *nd);
-    if (!nd) {
-        fy_cursor_free(c);
-        return fy_fail(FERRY_ENOMEM, "out of memory");
-    }
-    s->dests = nd;
-    fj_dest *x = &s->dests[s->n_dests++];
-    memset(x, 0, sizeof *x);
-    snprintf(x->name, sizeof x->name, "%s", name);
-    x->c = *c;
-    return FERRY_OK;
-}
-
 static ferry_err load_dests(fj_snap *s)
 {
-    return fy_cursor_each(s->j, s->txn, 1, add_dest, s);
+    ferry_err e;
+    s->dests = fy_cursors_load(s->j, s->txn, 1, s->dests, &s->n_dests, sizeof *s->dests, &e);
+    return e;
 }
 
 static size_t dest_index(fj_snap *s, const char *name, ferry_err *e)

@@ -62,9 +62,11 @@ const unsigned char *fy_gap_journal(const unsigned char journal_id[16], const fy
 /* The insert_id of a gap's loss event: the same for the same gap, always,
  * also after an export and import elsewhere. */
 void fy_gap_insert_id(const unsigned char journal_id[16], const fy_gap *g, char out[96]);
-/* Adds a row imported from a capture (sealed, under a fresh key) unless the
- * destination already has it; *added 1 when written. */
-ferry_err fy_gaps_import(fy_journal *j, MDB_txn *txn, const fy_gap *g, int *added);
+/* Adds the n rows of a capture (imported, sealed, under fresh keys), each
+ * unless its destination already has the same loss; counts into *added and
+ * *present. The destination's rows are read once per run of gaps of the same
+ * destination (a capture lists them in key order). */
+ferry_err fy_gaps_import(fy_journal *j, MDB_txn *txn, const fy_gap *g, size_t n, uint64_t *added, uint64_t *present);
 /* Appends the gap's loss event (an Amplitude event object) as JSON. */
 ferry_err fy_gap_event_json(const unsigned char journal_id[16], const fy_gap *g, fy_buf *out);
 /* Appends the gap as a JSON object (ferry-journal stat). */

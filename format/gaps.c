@@ -428,38 +428,43 @@ ferry_err fy_gaps_evict(fy_journal *j, MDB_txn *txn, uint64_t max_count, uint64_
 
 /* ---- importing ---------------------------------------------------------- */
 
-ferry_err fy_gaps_import(fy_journal *j, MDB_txn *txn, const fy_gap *g, int *added)
+ferry_err fy_gaps_import(fy_journal *j, MDB_txn *txn, const fy_gap *g, size_t n, uint64_t *added, uint64_t *present)
 {
-    fy_gap *rows;
-    size_t n;
-    *added = 0;
-    ferry_err e = fy_gaps_list(j, txn, g->sink, &rows, &n);
-    if (e)
-        return e;
+    fy_gap *rows = NULL;
+    size_t n_rows = 0;
+    const char *sink = NULL;
     uint64_t key = FY_GAP_IMPORTED_KEY;
-    int present = 0;
-    for (size_t i = 0; i < n; i++) {
-        const fy_gap *r = &rows[i];
-        if (r->key_seq >= key)
-            key = r->key_seq + 1;
-        /* The same loss (its insert_id), already here: imported before, or
-         * this journal's own row coming back. */
-        present |= !memcmp(fy_gap_journal(j->id, r), fy_gap_journal(j->id, g), 16) &&
-                   r->first_seq == g->first_seq && r->last_seq == g->last_seq;
+    ferry_err e = FERRY_OK;
+    for (size_t i = 0; i < n && !e; i++) {
+        if (!sink || strcmp(sink, g[i].sink)) { /* the next destination's rows */
+            fy_gaps_free(rows, n_rows);
+            if ((e = fy_gaps_list(j, txn, g[i].sink, &rows, &n_rows)))
+                break;
+            sink = g[i].sink;
+            key = FY_GAP_IMPORTED_KEY;
+            for (size_t k = 0; k < n_rows; k++)
+                if (rows[k].key_seq >= key)
+                    key = rows[k].key_seq + 1;
+        }
+        /* The same loss (its insert_id) already here: imported before, or
+         * this journal's own row coming back; or ours and gone: reported. */
+        const unsigned char *from = fy_gap_journal(j->id, &g[i]);
+        int here = !memcmp(from, j->id, 16);
+        for (size_t k = 0; k < n_rows && !here; k++)
+            here = !memcmp(fy_gap_journal(j->id, &rows[k]), from, 16) && rows[k].first_seq == g[i].first_seq &&
+                   rows[k].last_seq == g[i].last_seq;
+        if (here || key == 0) { /* key 0: 2^63 keys used up, never in practice */
+            (*present)++;
+            continue;
+        }
+        fy_gap r = g[i];
+        r.key_seq = key++;
+        r.imported = r.sealed = 1;
+        if (!(e = fy_gaps_put(j, txn, &r)))
+            (*added)++;
     }
-    fy_gaps_free(rows, n);
-    if (present)
-        return FERRY_OK;
-    if (key == 0 || !memcmp(fy_gap_journal(j->id, g), j->id, 16))
-        return FERRY_OK; /* keys used up (never in practice); or a row of ours that is gone: reported */
-    fy_gap r = *g;
-    r.key_seq = key;
-    r.imported = 1;
-    r.sealed = 1;
-    if ((e = fy_gaps_put(j, txn, &r)))
-        return e;
-    *added = 1;
-    return FERRY_OK;
+    fy_gaps_free(rows, n_rows);
+    return e;
 }
 
 /* ---- the loss event ---------------------------------------------------- */

@@ -74,29 +74,30 @@ typedef struct result {
     int same_journal;
 } result;
 
-static ferry_err import_gap(fy_journal *j, MDB_txn *txn, const fy_cap_gap *c, result *res)
+/* The capture's eviction gaps, as this journal's imported gap rows. */
+static ferry_err import_gaps(fy_journal *j, MDB_txn *txn, const fy_cap_header *h, result *res)
 {
-    fy_gap g;
-    memset(&g, 0, sizeof g);
-    snprintf(g.sink, sizeof g.sink, "%.*s", (int)c->dest.n, c->dest.p);
-    g.imported = 1;
-    memcpy(g.journal_id, c->journal_id, 16);
-    g.first_seq = c->first_seq, g.last_seq = c->last_seq, g.count = c->count;
-    g.first_time = c->first_time, g.last_time = c->last_time;
-    g.first_recorded = c->first_recorded, g.last_recorded = c->last_recorded, g.at_ms = c->at_ms;
-    if ((c->has_device && !(g.device_id = strndup(c->device_id.p, c->device_id.n))) ||
-        (c->has_user && !(g.user_id = strndup(c->user_id.p, c->user_id.n)))) {
-        free(g.device_id);
+    if (!h->n_gaps)
+        return FERRY_OK;
+    fy_gap *g = calloc(h->n_gaps, sizeof *g);
+    if (!g)
         return fy_fail(FERRY_ENOMEM, "out of memory");
+    ferry_err e = FERRY_OK;
+    for (size_t i = 0; i < h->n_gaps && !e; i++) {
+        const fy_cap_gap *c = &h->gaps[i];
+        snprintf(g[i].sink, sizeof g[i].sink, "%.*s", (int)c->dest.n, c->dest.p);
+        g[i].imported = 1;
+        memcpy(g[i].journal_id, c->journal_id, 16);
+        g[i].first_seq = c->first_seq, g[i].last_seq = c->last_seq, g[i].count = c->count;
+        g[i].first_time = c->first_time, g[i].last_time = c->last_time;
+        g[i].first_recorded = c->first_recorded, g[i].last_recorded = c->last_recorded, g[i].at_ms = c->at_ms;
+        if ((c->has_device && !(g[i].device_id = strndup(c->device_id.p, c->device_id.n))) ||
+            (c->has_user && !(g[i].user_id = strndup(c->user_id.p, c->user_id.n))))
+            e = fy_fail(FERRY_ENOMEM, "out of memory");
     }
-    int added = 0;
-    ferry_err e = fy_gaps_import(j, txn, &g, &added);
-    free(g.device_id);
-    free(g.user_id);
-    if (added)
-        res->gaps++;
-    else
-        res->gaps_present++;
+    if (!e)
+        e = fy_gaps_import(j, txn, g, h->n_gaps, &res->gaps, &res->gaps_present);
+    fy_gaps_free(g, h->n_gaps);
     return e;
 }
 
@@ -234,8 +235,8 @@ static ferry_err import_txn(fy_journal *j, const fj_map *m, const char *path, in
         d->c.dead += d->dead;
         e = fy_cursor_put(j, txn, d->name, &d->c);
     }
-    for (size_t i = 0; i < r.h.n_gaps && !e; i++)
-        e = import_gap(j, txn, &r.h.gaps[i], res);
+    if (!e)
+        e = import_gaps(j, txn, &r.h, res);
     /* A number given to a dead letter that is not stored must not be handed
      * out again either. */
     uint64_t floor;

@@ -195,6 +195,11 @@ typedef struct fy_meta_delta {
 } fy_meta_delta;
 ferry_err fy_journal_append_meta(fy_journal *j, const fy_rec_ref *recs, size_t n, int evict_oldest,
                                  const fy_meta_delta *meta, size_t n_meta, uint64_t *first_seq);
+/* Bytes live data may take: FY_QUOTA_PERCENT of the bound. */
+uint64_t fy_journal_quota(const fy_journal *j);
+/* The largest footprint (pages the records take) one fy_journal_append may
+ * add: half the quota. */
+uint64_t fy_journal_max_txn_bytes(const fy_journal *j);
 /* Encoded bytes a batch may hold and always be taken by fy_journal_append
  * (given room): a quarter of the largest footprint it accepts, since events
  * over half a page take whole overflow pages. */

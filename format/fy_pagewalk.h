@@ -77,8 +77,13 @@ void pw_free(pw_result *r);
 /* Whether the walk found damaged pages or lost subtrees or values. */
 int pw_found_damage(const pw_result *r);
 
-/* How often a walk that found damage while a writer committed is repeated. */
-#define PW_TRIES 10
+/* pw_walk for a journal a writer may be committing to: a walk that found
+ * damage while the newest transaction moved is repeated (up to 10 walks),
+ * restart(arg) first, so that cb's receiver forgets the earlier walk's
+ * problems. Returns pw_walk's result; *r is the last walk, and damage in it
+ * with r->moved still set was never confirmed (leave it to LMDB). */
+int pw_walk_settled(const char *path, int scan_orphans, pw_result *r, pw_problem_fn *cb, void *arg,
+                    void (*restart)(void *arg));
 
 /* For programs about to open the journal in dir: 1 when its live pages are
  * damaged (what: the first problem), 0 when sound, missing or unreadable

@@ -801,7 +801,7 @@ static ferry_err make_room(fy_journal *j, MDB_txn *txn, uint64_t goal, uint64_t 
      * map can fill here (FERRY_EFULL from LMDB, unlike the quota's below). */
     *map_full = e == FERRY_EFULL;
     if (!e && live > must) {
-        uint64_t limit = j->map_bytes / 100 * FY_QUOTA_PERCENT;
+        uint64_t limit = fy_journal_quota(j);
         return fy_fail(FERRY_EFULL,
                        "journal %s is full: %.1f MiB of %.1f MiB used by undelivered events; policy %s",
                        j->path, (double)live / 1048576.0, (double)limit / 1048576.0,
@@ -848,7 +848,7 @@ static ferry_err append_once(fy_journal *j, const fy_rec_ref *recs, size_t n, in
     *map_full = 0;
     MDB_txn *txn;
     uint64_t live = 0, seq = 0;
-    uint64_t limit = j->map_bytes / 100 * FY_QUOTA_PERCENT;
+    uint64_t limit = fy_journal_quota(j);
     ferry_err e = fy_txn_begin(j, 0, &txn);
     if (e)
         return e;
@@ -891,9 +891,19 @@ fail:
     return e;
 }
 
+uint64_t fy_journal_quota(const fy_journal *j)
+{
+    return j->map_bytes / 100 * FY_QUOTA_PERCENT;
+}
+
+uint64_t fy_journal_max_txn_bytes(const fy_journal *j)
+{
+    return fy_journal_quota(j) / 2;
+}
+
 uint64_t fy_journal_max_batch_bytes(const fy_journal *j)
 {
-    return j->map_bytes / 100 * FY_QUOTA_PERCENT / 2 / 4;
+    return fy_journal_max_txn_bytes(j) / 4;
 }
 
 ferry_err fy_journal_append(fy_journal *j, const fy_rec_ref *recs, size_t n, int evict_oldest,
@@ -908,8 +918,7 @@ ferry_err fy_journal_append_meta(fy_journal *j, const fy_rec_ref *recs, size_t n
     uint64_t incoming = 0;
     for (size_t i = 0; i < n; i++)
         incoming += footprint(j, recs[i].len);
-    uint64_t limit = j->map_bytes / 100 * FY_QUOTA_PERCENT;
-    if (incoming > limit / 2)
+    if (incoming > fy_journal_max_txn_bytes(j))
         return fy_fail(FERRY_EFULL, "journal %s: a batch of %zu events (%llu bytes) is too large for its "
                        "bound of %llu bytes; record it in smaller batches",
                        j->path, n, (unsigned long long)incoming, (unsigned long long)j->map_bytes);
@@ -926,7 +935,7 @@ ferry_err fy_journal_append_meta(fy_journal *j, const fy_rec_ref *recs, size_t n
         MDB_txn *txn;
         if ((e = fy_txn_begin(j, 0, &txn)))
             return e;
-        uint64_t target = limit >> round; /* 1/2, then 1/4 of the quota */
+        uint64_t target = fy_journal_quota(j) >> round; /* 1/2, then 1/4 of the quota */
         int pinned;
         e = make_room(j, txn, target, target, evict_oldest, &pinned);
         if (e)

@@ -47,6 +47,7 @@
 #define DB_FLAGS 4u
 #define MDB_INTEGERKEY 0x08u
 #define MAX_MAPSIZE (1ull << 44) /* beyond any journal: a flipped high byte */
+#define WALK_TRIES 10            /* pw_walk_settled's walks at most */
 
 typedef struct walker {
     int fd;
@@ -673,9 +674,7 @@ int pw_walk(const char *path, int scan_orphans, pw_result *r, pw_problem_fn *cb,
                         add_lost(&r->db[d], NULL, 0, NULL, 0);
             }
             free(main.lost);
-            for (size_t i = 0; i < main.n; i++)
-                free(main.e[i].k), free(main.e[i].v);
-            free(main.e);
+            free_entries(main.e, main.n);
         }
         /* The free database, after every other tree: no page it lists may
          * be one of theirs. */
@@ -792,30 +791,44 @@ static void keep_first(void *arg, uint64_t pgno, const char *msg)
         snprintf(f->out, f->n, "page %" PRIu64 ": %s", pgno, msg);
 }
 
+static void forget_first(void *arg)
+{
+    first_msg *f = arg;
+    if (f->n)
+        f->out[0] = '\0';
+}
+
+int pw_walk_settled(const char *path, int scan_orphans, pw_result *r, pw_problem_fn *cb, void *arg,
+                    void (*restart)(void *arg))
+{
+    for (int attempt = 1;; attempt++) {
+        int rc = pw_walk(path, scan_orphans, r, cb, arg);
+        if (rc || !r->moved || !pw_found_damage(r) || attempt == WALK_TRIES)
+            return rc;
+        pw_free(r);
+        if (restart)
+            restart(arg);
+    }
+}
+
 int pw_journal_damaged(const char *dir, char *what, size_t n)
 {
     char data[4200];
     struct stat st;
     snprintf(data, sizeof data, "%s/data.mdb", dir);
-    /* Damage seen while a writer committed is checked again; a journal that
-     * never holds still for PW_TRIES walks is left to LMDB (not confirmed). */
-    for (int attempt = 0; attempt < PW_TRIES; attempt++) {
-        if (n)
-            what[0] = '\0';
-        if (stat(data, &st) != 0 || st.st_size == 0)
-            return 0;
-        pw_result r;
-        first_msg f = {what, n};
-        if (pw_walk(data, 0, &r, keep_first, &f) != 0)
-            return 0;
-        int bad = pw_found_damage(&r), moved = r.moved;
-        pw_free(&r);
-        if (!bad || !moved)
-            return bad;
-    }
-    if (n)
-        what[0] = '\0';
-    return 0;
+    first_msg f = {what, n};
+    forget_first(&f);
+    if (stat(data, &st) != 0 || st.st_size == 0)
+        return 0;
+    pw_result r;
+    if (pw_walk_settled(data, 0, &r, keep_first, &f, forget_first) != 0)
+        return 0;
+    /* damage while the journal never held still is left to LMDB */
+    int bad = pw_found_damage(&r) && !r.moved;
+    pw_free(&r);
+    if (!bad)
+        forget_first(&f);
+    return bad;
 }
 
 int pw_found_damage(const pw_result *r)

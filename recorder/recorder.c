@@ -142,9 +142,9 @@ size_t ferry_batch_count(const ferry_batch *b) { return b->n; }
 
 size_t ferry_batch_bytes(const ferry_batch *b) { return b->data.len; }
 
-uint64_t ferry_journal_bound(const ferry_journal *j)
+uint64_t ferry_journal_max_txn_bytes(const ferry_journal *j)
 {
-    return j->opt_out ? 0 : j->jr.map_bytes;
+    return j->opt_out ? 0 : fy_journal_max_txn_bytes(&j->jr);
 }
 
 void ferry_release_mapped_pages(ferry_journal *j)

@@ -9,8 +9,9 @@
  * cache): see fy_journal_release_pages. No-op when opted out. */
 void ferry_release_mapped_pages(ferry_journal *j);
 
-/* The journal's size bound in bytes (0 when opted out: nothing is written). */
-uint64_t ferry_journal_bound(const ferry_journal *j);
+/* The largest footprint one commit may add (fy_journal_max_txn_bytes; 0
+ * when opted out: nothing is written). */
+uint64_t ferry_journal_max_txn_bytes(const ferry_journal *j);
 
 /* Makes the batch apply j's property policy as events are added (the
  * journal would otherwise apply it to the whole batch at commit, decoding

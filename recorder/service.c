@@ -59,7 +59,6 @@
 #include "recorder_internal.h"
 #include "fy_cli.h"
 #include "fy_fail.h"
-#include "fy_journal.h" /* FY_QUOTA_PERCENT */
 #include "fy_pagewalk.h"
 
 #include <errno.h>
@@ -1584,10 +1583,8 @@ int fy_service_main(const char *prog, const fy_service_opts *o, const char *jour
             logmsg(s, "%s", ferry_last_error());
             status = fy_cli_exit_code(e);
         } else {
-            /* Half the room for live data (FY_QUOTA_PERCENT of the bound),
-             * over est_bytes' 2.25. */
-            uint64_t half_room = ferry_journal_bound(s->j) / 100 * FY_QUOTA_PERCENT / 2;
-            uint64_t est = half_room * 4 / 9;
+            /* What one commit may add, over est_bytes' 2.25. */
+            uint64_t est = ferry_journal_max_txn_bytes(s->j) * 4 / 9;
             s->group_est = (size_t)(est && est < GROUP_EST_CAP ? est : GROUP_EST_CAP); /* 0: opted out */
         }
     }

@@ -300,7 +300,7 @@ static void print_stat_json(const fy_journal *j, const stats *s)
                   ",\"disk_bytes\":%" PRIu64 ",\"max_bytes\":%" PRIu64 ",\"quota_bytes\":%" PRIu64,
                   id, j->format_major, j->format_minor, s->created_ms, s->recorded, s->stored, s->pending,
                   s->delivered, s->dead, s->evicted, s->pruned, s->live_bytes, s->file_bytes, s->disk_bytes,
-                  j->map_bytes, j->map_bytes / 100 * FY_QUOTA_PERCENT);
+                  j->map_bytes, fy_journal_quota(j));
     fy_buf_printf(&b, ",\"props_dropped\":%" PRIu64 ",\"values_redacted\":%" PRIu64, s->props_dropped,
                   s->values_redacted);
     if (s->pending)
@@ -357,7 +357,7 @@ static const char *human(uint64_t bytes, char *out, size_t n)
 static void print_stat_text(const fy_journal *j, const stats *s)
 {
     char h1[32], h2[32], h3[32], h4[32];
-    uint64_t quota = j->map_bytes / 100 * FY_QUOTA_PERCENT;
+    uint64_t quota = fy_journal_quota(j);
     char t1[40], t2[40];
     printf("journal        %s\n", j->path);
     printf("journal id     ");

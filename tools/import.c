@@ -245,7 +245,7 @@ static ferry_err import_txn(fy_journal *j, const fj_map *m, const char *path, in
     if (!e) {
         uint64_t live, extra;
         if (!(e = fy_live_bytes(j, txn, &live)) && !(e = fy_dbi_bytes(j, txn, imp, &extra))) {
-            uint64_t quota = j->map_bytes / 100 * FY_QUOTA_PERCENT;
+            uint64_t quota = fy_journal_quota(j);
             if (live + extra > quota)
                 e = fy_fail(FERRY_EFULL, "journal %s is too small for this capture: %.1f MiB needed, %.1f MiB usable; "
                             "import with --max-size (nothing imported)", j->path,

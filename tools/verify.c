@@ -507,6 +507,14 @@ static void page_problem(void *arg, uint64_t pgno, const char *msg)
     problem(arg, where, -1, "%s", msg);
 }
 
+/* A walk is repeated (pw_walk_settled): only the last one's problems count. */
+static void forget_problems(void *arg)
+{
+    report *r = arg;
+    fy_buf_reset(&r->list);
+    r->n = 0;
+}
+
 /* LMDB trusts its pages and may crash on damaged ones, so data.mdb is first
  * read with the checked page walker; only a journal whose pages are sound is
  * handed to LMDB, and even then in a child process, so that damage the
@@ -522,21 +530,11 @@ static int verify_journal(const char *dir, int json)
         fy_buf_init(&rp.list, 0);
         pw_result r;
         /* Damage seen while a writer committed (r.moved) is looked at again. */
-        int walked = -1, found = 0, moved = 1;
-        uint64_t damaged = 0, events = 0, dead = 0;
-        for (int attempt = 0; attempt < PW_TRIES && moved && (walked = pw_walk(data, 0, &r, page_problem, &rp)) == 0;
-             attempt++) {
-            damaged = r.damaged_pages, events = r.db[PW_EVENTS].n, dead = r.db[PW_DEAD].n;
-            found = pw_found_damage(&r);
-            moved = found && r.moved;
+        if (pw_walk_settled(data, 0, &r, page_problem, &rp, forget_problems) == 0) {
+            uint64_t damaged = r.damaged_pages, events = r.db[PW_EVENTS].n, dead = r.db[PW_DEAD].n;
+            int confirmed = pw_found_damage(&r) && !r.moved;
             pw_free(&r);
-            if (moved) {
-                fy_buf_reset(&rp.list);
-                rp.n = 0;
-            }
-        }
-        if (walked == 0) {
-            if (found && !moved) {
+            if (confirmed) {
                 if (json) {
                     fy_buf b;
                     fy_buf_init(&b, 0);

@@ -123,6 +123,19 @@ static void check_len(const char *text, size_t len, enum want w)
 
 static void check(const char *text, enum want w) { check_len(text, strlen(text), w); }
 
+/* check() of a formatted input. */
+static void checkf(enum want w, const char *fmt, ...) FY_PRINTF(2, 3);
+static void checkf(enum want w, const char *fmt, ...)
+{
+    char text[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    assert_true(n >= 0 && (size_t)n < sizeof text);
+    check(text, w);
+}
+
 #define EV(rest) "{\"event_type\":\"e\",\"device_id\":\"d\"" rest "}"
 
 /* ---- the corpora -------------------------------------------------------------- */
@@ -261,26 +274,18 @@ static void test_fields(void **state)
     check(EV(",\"insert_id\":12"), DECLINE);
     char iid[1200];
     for (size_t n = 1023; n <= 1025; n++) {
-        char ev[1300];
         memset(iid, 'i', n);
         iid[n] = '\0';
-        snprintf(ev, sizeof ev, EV(",\"insert_id\":\"%s\""), iid);
-        check(ev, n <= FY_MAX_INSERT_ID ? FAST : DECLINE);
+        checkf(n <= FY_MAX_INSERT_ID ? FAST : DECLINE, EV(",\"insert_id\":\"%s\""), iid);
     }
     /* the fields with a fixed type */
     static const char *objs[] = {"event_properties", "user_properties", "groups", "group_properties"};
     for (size_t i = 0; i < 4; i++) {
-        char ev[200];
-        snprintf(ev, sizeof ev, EV(",\"%s\":{\"a\":1}"), objs[i]);
-        check(ev, FAST);
-        snprintf(ev, sizeof ev, EV(",\"%s\":{}"), objs[i]);
-        check(ev, FAST);
-        snprintf(ev, sizeof ev, EV(",\"%s\":[]"), objs[i]);
-        check(ev, DECLINE);
-        snprintf(ev, sizeof ev, EV(",\"%s\":null"), objs[i]);
-        check(ev, DECLINE);
-        snprintf(ev, sizeof ev, EV(",\"%s\":\"x\""), objs[i]);
-        check(ev, DECLINE);
+        checkf(FAST, EV(",\"%s\":{\"a\":1}"), objs[i]);
+        checkf(FAST, EV(",\"%s\":{}"), objs[i]);
+        checkf(DECLINE, EV(",\"%s\":[]"), objs[i]);
+        checkf(DECLINE, EV(",\"%s\":null"), objs[i]);
+        checkf(DECLINE, EV(",\"%s\":\"x\""), objs[i]);
     }
     check(EV(",\"session_id\":1700000000000,\"event_id\":-3"), FAST);
     check(EV(",\"session_id\":1.5"), DECLINE);
@@ -308,19 +313,12 @@ static void test_numbers(void **state)
     };
     static const char *invalid[] = {"01", "-", "+1", ".5", "1.", "1e", "1e+", "-01", "0x10", "NaN", "Infinity",
                                     "-Infinity", "1.5.2", "--1", "1ee2"};
-    char ev[300];
-    for (size_t i = 0; i < sizeof fast_ones / sizeof *fast_ones; i++) {
-        snprintf(ev, sizeof ev, EV(",\"n\":%s,\"a\":[%s]"), fast_ones[i], fast_ones[i]);
-        check(ev, FAST);
-    }
-    for (size_t i = 0; i < sizeof declined / sizeof *declined; i++) {
-        snprintf(ev, sizeof ev, EV(",\"n\":%s"), declined[i]);
-        check(ev, DECLINE);
-    }
-    for (size_t i = 0; i < sizeof invalid / sizeof *invalid; i++) {
-        snprintf(ev, sizeof ev, EV(",\"n\":%s"), invalid[i]);
-        check(ev, DECLINE);
-    }
+    for (size_t i = 0; i < sizeof fast_ones / sizeof *fast_ones; i++)
+        checkf(FAST, EV(",\"n\":%s,\"a\":[%s]"), fast_ones[i], fast_ones[i]);
+    for (size_t i = 0; i < sizeof declined / sizeof *declined; i++)
+        checkf(DECLINE, EV(",\"n\":%s"), declined[i]);
+    for (size_t i = 0; i < sizeof invalid / sizeof *invalid; i++)
+        checkf(DECLINE, EV(",\"n\":%s"), invalid[i]);
     check(EV(",\"n\":5e-324"), ANY);   /* subnormal: strtod may say ERANGE */
     check(EV(",\"n\":2.2250738585072014e-308"), FAST);
     check(EV(",\"b\":true,\"c\":false,\"z\":null"), FAST);
@@ -349,12 +347,9 @@ static void test_strings(void **state)
     static const char *bad[] = {"\xc0\x80", "\xc1\xbf", "\xe0\x80\x80", "\xed\xa0\x80", "\xed\xbf\xbf",
                                 "\xf0\x80\x80\x80", "\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\xff", "\x80",
                                 "\xc3", "\xe2\x82", "\xf0\x9f\x98", "\xc3\x28"};
-    char ev[200];
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        snprintf(ev, sizeof ev, EV(",\"s\":\"%s\""), bad[i]);
-        check(ev, DECLINE);
-        snprintf(ev, sizeof ev, EV(",\"%s\":1"), bad[i]);
-        check(ev, DECLINE);
+        checkf(DECLINE, EV(",\"s\":\"%s\""), bad[i]);
+        checkf(DECLINE, EV(",\"%s\":1"), bad[i]);
     }
     /* control characters raw in a string, other escapes */
     check(EV(",\"s\":\"a\tb\""), DECLINE);
